@@ -1,0 +1,95 @@
+"""Shared machinery of the layer-wise optimizers: parameter buckets, per-parameter state, last-step statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from largebatch.optim._lists import ListOps
+from largebatch.optim.trust_ratio import LayerStats
+
+
+@dataclass
+class Bucket:
+    """Parameters of one group that share device, dtype and step count: one multi-tensor call each."""
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    states: list[dict[str, Any]]
+    names: list[str]
+    step: int
+
+    def state_list(self, key: str) -> list[Tensor]:
+        return [s[key] for s in self.states]
+
+
+class LayerwiseOptimizer(torch.optim.Optimizer):
+    """Base of LARS and LAMB. Subclasses implement :meth:`_init_state` and :meth:`_update`.
+
+    Every parameter group carries ``adapt`` (apply the trust ratio) and ``weight_decay`` independently, so
+    excluding a layer from weight decay never switches its adaptation off (unlike timm, Bolts and
+    torch-optimizer, which skip adaptation wherever weight decay is 0).
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, foreach: bool | None) -> None:
+        defaults.setdefault("adapt", True)
+        super().__init__(params, defaults)
+        self.foreach = True if foreach is None else bool(foreach)
+        self._stats: list[LayerStats] = []
+
+    def _init_state(self, param: Tensor) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _update(self, group: dict[str, Any], bucket: Bucket, ops: ListOps) -> LayerStats:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Hook run once per step before the groups are updated (e.g. a global gradient norm)."""
+
+    def _buckets(self, group_index: int, group: dict[str, Any]) -> list[Bucket]:
+        buckets: dict[tuple[torch.device, torch.dtype, int], Bucket] = {}
+        names = group.get("param_names") or [f"group{group_index}.param{i}" for i in range(len(group["params"]))]
+        for p, name in zip(group["params"], names):
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self.state[p]
+            if not state:
+                state.update(self._init_state(p))
+                state["step"] = 0
+            state["step"] += 1
+            key = (p.device, p.dtype, state["step"])
+            bucket = buckets.setdefault(key, Bucket([], [], [], [], state["step"]))
+            bucket.params.append(p)
+            bucket.grads.append(p.grad)
+            bucket.states.append(state)
+            bucket.names.append(name)
+        return list(buckets.values())
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        ops = ListOps(self.foreach)
+        self._prepare()
+        stats = []
+        for index, group in enumerate(self.param_groups):
+            for bucket in self._buckets(index, group):
+                stats.append(self._update(group, bucket, ops))
+        self._stats = stats
+        return loss
+
+    def layer_stats(self) -> LayerStats:
+        """Per-layer ‖w‖, ‖g‖ (LARS), ‖update‖, trust ratio and effective lr of the last step, as device tensors.
+
+        Computed by the step itself, so reading them costs nothing but the concatenation here.
+        """
+        return LayerStats.concat(self._stats)
+

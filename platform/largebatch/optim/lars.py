@@ -1,0 +1,116 @@
+"""LARS: Layer-wise Adaptive Rate Scaling (You et al. 2017, arXiv:1708.03888, eq. 6 and Algorithm 1).
+
+For each layer l with weights w, gradient g, weight decay β, trust coefficient η and global rate γ_t:
+
+    λ_l = η·‖w‖ / (‖g‖ + β‖w‖ + eps)            (eq. 6, ``denominator="paper"``: timm, Lightning Bolts)
+    λ_l = η·‖w‖ / (‖g + βw‖ + eps)              (``denominator="update"``: optax, TensorFlow)
+    λ_l = min(λ_l / γ_t, 1)                     (``trust_clip=True``: LARC, never above the global rate)
+
+then momentum on d = g + βw, with the learning rate in one of two places:
+
+    v ← m·v + (1 − dampening)·γ_t·λ_l·d;  w ← w − v          (``lr_placement="momentum"``: Algorithm 1, optax)
+    v ← m·v + (1 − dampening)·λ_l·d;      w ← w − γ_t·v      (``lr_placement="step"``: torch.optim.SGD style)
+
+(the torch style starts its buffer at v = λ_l·d, like ``torch.optim.SGD``). Nesterov replaces the applied v by
+``λd + m·v`` (times γ_t where it is outside). The two placements differ only when γ_t changes during training:
+inside the buffer, old momentum keeps the rate it was accumulated with. ``p.grad`` is never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from largebatch.optim._lists import ListOps
+from largebatch.optim.base import Bucket, LayerwiseOptimizer
+from largebatch.optim.trust_ratio import LayerStats, trust_ratio
+
+Denominator = Literal["paper", "update"]
+LrPlacement = Literal["momentum", "step"]
+
+
+class LARS(LayerwiseOptimizer):
+    """LARS with momentum; see the module docstring for the equations and the two convention switches.
+
+    Args:
+        params: parameters or parameter groups (see :func:`largebatch.optim.param_groups`); a group may set
+            ``adapt=False`` (plain momentum SGD, λ = 1) and its own ``weight_decay``, independently.
+        lr: γ, the global learning rate. momentum: m. dampening, nesterov: as in ``torch.optim.SGD``.
+        weight_decay: β. trust_coefficient: η (0.001 in the paper). eps: added to the denominator.
+        trust_clip: LARC clipping of the local rate to the global one.
+        denominator: ``"paper"`` (‖g‖ + β‖w‖) or ``"update"`` (‖g + βw‖).
+        lr_placement: ``"momentum"`` (Algorithm 1) or ``"step"`` (PyTorch SGD).
+        foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        momentum: float = 0.9,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        trust_coefficient: float = 0.001,
+        eps: float = 0.0,
+        trust_clip: bool = False,
+        denominator: Denominator = "paper",
+        lr_placement: LrPlacement = "momentum",
+        foreach: bool | None = None,
+    ) -> None:
+        if lr < 0 or momentum < 0 or weight_decay < 0 or trust_coefficient <= 0 or eps < 0:
+            raise ValueError(
+                f"LARS: need lr, momentum, weight_decay, eps >= 0 and trust_coefficient > 0; got lr={lr}, "
+                f"momentum={momentum}, weight_decay={weight_decay}, eps={eps}, trust_coefficient={trust_coefficient}"
+            )
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("LARS: nesterov needs momentum > 0 and dampening = 0")
+        if denominator not in ("paper", "update"):
+            raise ValueError(f"LARS: denominator must be 'paper' or 'update', got {denominator!r}")
+        if lr_placement not in ("momentum", "step"):
+            raise ValueError(f"LARS: lr_placement must be 'momentum' or 'step', got {lr_placement!r}")
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+            trust_coefficient=trust_coefficient, eps=eps, trust_clip=trust_clip, denominator=denominator,
+            lr_placement=lr_placement,
+        )
+        super().__init__(params, defaults, foreach=foreach)
+
+    def _init_state(self, param: Tensor) -> dict[str, Any]:
+        if self.defaults["momentum"] == 0 and all(g["momentum"] == 0 for g in self.param_groups):
+            return {}
+        return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
+
+    def _update(self, group: dict[str, Any], bucket: Bucket, ops: ListOps) -> LayerStats:
+        lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
+        params, grads = bucket.params, bucket.grads
+
+        direction = ops.add(grads, params, alpha=wd) if wd != 0 else ops.mul(grads, 1.0)  # d = g + βw
+        weight_norm = ops.norms(params)
+        grad_norm = ops.norms(grads)
+        update_norm = grad_norm + wd * weight_norm if group["denominator"] == "paper" else ops.norms(direction)
+        if group["adapt"]:
+            ratio = trust_ratio(weight_norm, update_norm, coefficient=group["trust_coefficient"], eps=group["eps"])
+            if group["trust_clip"] and lr > 0:
+                ratio = torch.clamp(ratio / lr, max=1.0)
+        else:
+            ratio = torch.ones_like(weight_norm)
+
+        inside = group["lr_placement"] == "momentum"
+        scale = (lr * ratio if inside else ratio).to(params[0].dtype)
+        ops.mul_(direction, list(scale.unbind()))  # d ← (γ)·λ·d
+        if momentum != 0:
+            buffers = bucket.state_list("momentum_buffer")
+            first_torch_step = not inside and bucket.step == 1
+            ops.mul_(buffers, momentum)
+            ops.add_(buffers, direction, alpha=1.0 if first_torch_step else 1.0 - group["dampening"])
+            if group["nesterov"]:
+                ops.add_(direction, buffers, alpha=momentum)
+            else:
+                direction = buffers
+        ops.add_(params, direction, alpha=-1.0 if inside else -lr)
+        return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
