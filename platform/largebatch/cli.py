@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import warnings
 import sys
 from collections.abc import Callable, Sequence
 
 from largebatch import __version__
+from largebatch.sweep.command import add_sweep_command
+from largebatch.train.command import add_train_command
+from largebatch.train.runs import add_runs_command
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -17,11 +22,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="largebatch: large-batch training research (LARS, LAMB, batch-size sweeps, dashboards).",
     )
     parser.add_argument("--version", action="version", version=f"largebatch {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_train_command(commands)
+    add_runs_command(commands)
+    add_sweep_command(commands)
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep the console to our own lines: Lightning's banners, tips and deprecation chatter are noise here."""
+    import lightning.pytorch  # noqa: F401  (it sets its loggers' levels on import; override after)
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Command | None = getattr(args, "run", None)

@@ -1,0 +1,116 @@
+"""Cost of largebatch's telemetry on the default MNIST-1D experiment, and of a large batch fetch.
+
+Variants, each the same seeded training for ``--steps`` optimizer steps with the run store as logger:
+  none      no monitors (only step timing)
+  ours      TrustRatioMonitor, GradNormMonitor, GeneralizationGap, DivergenceGuard, Throughput — every step
+  wandb     ``wandb.watch(model, log="all", log_freq=1)`` through an offline WandbLogger, for comparison
+Step time is the median wall time between optimizer steps (first 5 steps dropped); every variant is run
+``--repeats`` times interleaved, and the table shows the median over repeats.
+
+    python benchmarks/telemetry_overhead.py [--steps 150] [--repeats 3] [--batch-size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from largebatch.data import TensorBatches
+from largebatch.train.callbacks import DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor
+from largebatch.train.config import load_experiment
+from largebatch.train.logger import RunStoreLogger
+from largebatch.train.runner import prepare
+from largebatch.train.store import RunStore
+
+EXPERIMENT = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
+
+
+class StepTimes(pl.Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._last: float | None = None
+
+    def on_train_batch_end(self, *args) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
+
+    def median_ms(self) -> float:
+        return statistics.median(self.times[5:]) * 1e3
+
+
+def run_variant(variant: str, steps: int, batch_size: int, root: Path) -> float:
+    config = load_experiment(EXPERIMENT, [f"batch_size={batch_size}", f"budget={{steps: {steps}}}",
+                                          "data.options.num_samples=20000", "tracking.wandb.mode=disabled"])
+    data, module, plan = prepare(config)
+    store = RunStore.create(root, variant)
+    loggers: list = [RunStoreLogger(store)]
+    timer = StepTimes()
+    callbacks: list[pl.Callback] = [timer]
+    if variant == "ours":
+        callbacks += [TrustRatioMonitor(every_n_steps=1), GradNormMonitor(every_n_steps=1), GeneralizationGap(),
+                      DivergenceGuard(), Throughput(every_n_steps=1)]
+    if variant == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        wandb_logger = WandbLogger(project="bench", save_dir=str(store.path), offline=True)
+        wandb_logger.watch(module.model, log="all", log_freq=1)
+        loggers.append(wandb_logger)
+    trainer = pl.Trainer(accelerator="auto", devices=1, max_steps=plan.total_steps, max_epochs=-1, logger=loggers,
+                         callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, num_sanity_val_steps=0, log_every_n_steps=1)
+    trainer.fit(module, datamodule=data)
+    store.close()
+    if variant == "wandb":
+        import wandb
+
+        wandb.finish()
+    return timer.median_ms()
+
+
+def batch_fetch_ms(batch_size: int = 8192, samples: int = 60_000, repeats: int = 50) -> float:
+    x, y = torch.randn(samples, 1, 40), torch.randint(0, 10, (samples,))
+    batches = TensorBatches((x, y), batch_size, seed=0)
+    times = []
+    for _ in range(repeats):
+        iterator = iter(batches)
+        start = time.perf_counter()
+        next(iterator)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--variants", default="none,ours,wandb")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    results: dict[str, list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for variant in variants:
+                results[variant].append(run_variant(variant, args.steps, args.batch_size, Path(tmp)))
+    base = statistics.median(results[variants[0]])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"# MNIST-1D CNN, batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats; device {device}; "
+          f"torch threads {torch.get_num_threads()}")
+    print("| variant | median step ms | vs none |")
+    print("|---|---|---|")
+    for variant in variants:
+        ms = statistics.median(results[variant])
+        print(f"| {variant} | {ms:.2f} | {100 * (ms / base - 1):+.1f}% |")
+    print(f"\n8192-sample batch fetch from a 60000x1x40 tensor: {batch_fetch_ms():.3f} ms (median of 50)")
+
+
+if __name__ == "__main__":
+    main()

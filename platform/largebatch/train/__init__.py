@@ -1,0 +1,1 @@
+"""Training: experiment config, Lightning modules, callbacks, run store."""

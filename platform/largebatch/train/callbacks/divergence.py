@@ -1,0 +1,92 @@
+"""DivergenceGuard: stop a run whose training loss became NaN/inf or blew up, and record it as a result.
+
+Large-batch runs diverge at learning rates only slightly too high, typically early, before warmup has done
+its work (Goyal et al. 2017, arXiv:1706.02677 §2.2; You et al. 2017, arXiv:1708.03888 §3). A sweep needs
+that as an outcome (``status="diverged"``), not as a crash, and should not spend the rest of the budget on
+NaN parameters. The guard stops the trainer normally (``trainer.should_stop``); it never raises.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from largebatch.train.callbacks._emit import StepCallback, emit
+
+
+def batch_loss(outputs: Any) -> Tensor | None:
+    """The training loss in ``outputs`` (a tensor, or a dict with ``"loss"``); None for a skipped step."""
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return loss.detach().float().reshape(()) if isinstance(loss, Tensor) else None
+
+
+class DivergenceGuard(StepCallback):
+    """Stops training when the training loss is NaN, ±inf, or more than ``factor`` × the initial loss.
+
+    Every batch's loss is folded on the device into the worst loss since the last check (NaN wins, −inf
+    counts as inf), so nothing is missed between checks and no batch forces a host sync. Checks run after an
+    optimizer step whose ``trainer.global_step`` is a multiple of ``check_every_n_steps``. The initial loss is
+    the first finite value checked; the ``factor`` rule applies from ``global_step > min_steps`` and only when
+    the initial loss is positive. On divergence: ``trainer.should_stop = True``, :attr:`diverged` =
+    ``{"status": "diverged", "step": global_step, "loss": value, "reason": "nan" | "inf" | "exceeded
+    <factor>×initial"}`` and ``diverged`` = 1 logged to all loggers. Under DDP the decision is shared by all
+    ranks (a rank that saw nothing wrong records ``reason="another rank"``).
+    """
+
+    def __init__(self, factor: float = 10.0, check_every_n_steps: int = 1, min_steps: int = 0) -> None:
+        super().__init__()
+        if factor <= 1:
+            raise ValueError(f"factor must be > 1, got {factor}")
+        if check_every_n_steps < 1 or min_steps < 0:
+            raise ValueError(f"need check_every_n_steps >= 1, min_steps >= 0; got {check_every_n_steps}, {min_steps}")
+        self.factor = float(factor)
+        self.check_every_n_steps = check_every_n_steps
+        self.min_steps = min_steps
+        self.initial_loss: float | None = None
+        self.diverged: dict[str, Any] | None = None
+        self._worst: Tensor | None = None
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = batch_loss(outputs)
+        if loss is not None:
+            loss = torch.where(loss.isinf(), loss.abs(), loss)
+            self._worst = loss if self._worst is None else torch.maximum(self._worst, loss)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        if step % self.check_every_n_steps != 0 or self._worst is None:
+            return
+        value, self._worst = self._worst.item(), None
+        reason = self._reason(value, step)
+        if not trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
+            return
+        trainer.should_stop = True
+        if self.diverged is None:  # the first record stands (Trainer(min_steps=...) may delay the stop)
+            self.diverged = {"status": "diverged", "step": step, "loss": value, "reason": reason or "another rank"}
+            emit(trainer, {"diverged": 1.0}, step)
+
+    def _reason(self, value: float, step: int) -> str | None:
+        """Why the worst loss ``value`` at ``step`` is a divergence, else None; the first finite value is kept as
+        the initial loss."""
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf"
+        if self.initial_loss is None:
+            self.initial_loss = value
+        elif step > self.min_steps and self.initial_loss > 0 and value > self.factor * self.initial_loss:
+            return f"exceeded {self.factor:g}×initial"
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial_loss": self.initial_loss, "diverged": self.diverged}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.initial_loss = state_dict["initial_loss"]
+        self.diverged = state_dict["diverged"]

@@ -1,0 +1,49 @@
+"""GeneralizationGap: train vs validation loss and accuracy, measured the same way, at every epoch end.
+
+Large-batch training tends to reach a training loss as low as small-batch training and still generalise worse
+(Keskar et al. 2017, arXiv:1609.04836); part of the gap closes with more updates (Hoffer et al. 2017,
+arXiv:1705.08741). The training side is measured on a fixed training subset the size of the validation set,
+in eval mode, so both numbers come from the same model with the same estimator (a running average of training
+batches would mix models from the whole epoch and train-mode BatchNorm/dropout).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+from largebatch.train.callbacks._emit import emit
+
+
+class GeneralizationGap(Callback):
+    """At each training epoch end, evaluates ``pl_module.evaluate`` on ``trainer.datamodule.gap_train_batches()``
+    and ``val_batches()`` and logs, at ``step=trainer.global_step``: ``gap/train_loss``, ``gap/train_acc``,
+    ``gap/val_loss``, ``gap/val_acc``, ``gen_gap`` = train_acc − val_acc, ``loss_gap`` = val_loss − train_loss
+    and ``epoch`` (the finished epoch, 0-based). The last values stay in :attr:`last` (and in checkpoints).
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        data = trainer.datamodule
+        train = pl_module.evaluate(data.gap_train_batches())
+        val = pl_module.evaluate(data.val_batches())
+        self.last = {
+            "gap/train_loss": train["loss"],
+            "gap/train_acc": train["accuracy"],
+            "gap/val_loss": val["loss"],
+            "gap/val_acc": val["accuracy"],
+            "gen_gap": train["accuracy"] - val["accuracy"],
+            "loss_gap": val["loss"] - train["loss"],
+            "epoch": float(trainer.current_epoch),
+        }
+        emit(trainer, self.last, trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last": dict(self.last)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.last = dict(state_dict["last"])

@@ -1,0 +1,132 @@
+"""TrustRatioMonitor: per-layer trust ratios and learning rates of the optimizer's steps.
+
+The layer-wise trust ratio is what LARS (You et al. 2017, arXiv:1708.03888, eq. 6) and LAMB (You et al. 2019,
+arXiv:1904.00962, Algorithm 2) add to SGD and Adam; how it spreads across layers, and how it moves during
+warmup, is the first thing to look at when a large-batch run trains badly.
+
+Where the values come from:
+
+* Optimizers with ``layer_stats()`` (:class:`~largebatch.optim.LARS`, :class:`~largebatch.optim.LAMB`): the
+  statistics the step itself computed, read after the step; nothing is recomputed, except ‖g‖ where the
+  optimizer did not need it (LAMB reports ``grad_norm=None``). Then, on logging steps only, the monitor
+  measures ‖p.grad‖ in ``on_before_optimizer_step`` with one multi-tensor norm: the gradient after
+  accumulation, AMP unscaling and DDP reduction, *before* gradient clipping and NVLAMB's pre-normalisation.
+  ``lr`` is the optimizer's effective per-layer rate lr·ratio.
+* Any other optimizer (SGD, AdamW, ...): the ratio LARS *would* apply with η = 1 and no weight decay,
+  measured in ``on_before_optimizer_step`` before the update: ``weight_norm`` = ‖w‖, ``grad_norm`` =
+  ``update_norm`` = ‖g‖, ``trust_ratio`` = ‖w‖/‖g‖ (1 where either is 0) and ``lr`` = the parameter group's
+  lr (the optimizer applies no ratio, so this is the rate it really uses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+from largebatch.optim import LayerStats, trust_ratio
+from largebatch.train.callbacks._emit import StepCallback, check_every, due, emit, emit_layers, norms
+
+COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
+Layers = list[tuple[str, Tensor, dict[str, Any]]]
+AGGREGATES = (("min", torch.min), ("median", lambda x: torch.quantile(x, 0.5)), ("max", torch.max))
+
+
+def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
+    """(name, parameter, group) for every parameter of ``optimizer`` that has a gradient.
+
+    Names are the group's ``param_names`` (what LARS/LAMB statistics use), else ``model``'s parameter names,
+    else ``group{i}.param{j}``.
+    """
+    model_names = {id(p): n for n, p in model.named_parameters()}
+    layers = []
+    for i, group in enumerate(optimizer.param_groups):
+        names = group.get("param_names") or [
+            model_names.get(id(p), f"group{i}.param{j}") for j, p in enumerate(group["params"])
+        ]
+        layers.extend((name, p, group) for name, p in zip(names, group["params"]) if p.grad is not None)
+    return layers
+
+
+def would_be_lars(layers: Layers) -> LayerStats:
+    """The fallback statistics of ``layers`` for optimizers without ``layer_stats()`` (see the module docstring)."""
+    weight_norm = norms([p for _, p, _ in layers])
+    grad_norm = norms([p.grad for _, p, _ in layers])
+    lr = torch.tensor([float(group["lr"]) for _, _, group in layers], dtype=torch.float64, device=weight_norm.device)
+    return LayerStats([name for name, _, _ in layers], weight_norm, grad_norm, trust_ratio(weight_norm, grad_norm), lr,
+                      grad_norm)
+
+
+def matched(names: list[str], measured: list[str], values: Tensor) -> Tensor:
+    """``values`` (one per ``measured`` layer) reordered to ``names``, NaN for a layer not measured."""
+    position = {name: i for i, name in enumerate(measured)}
+    padded = torch.cat([values, values.new_full((1,), float("nan"))])
+    return padded[[position.get(name, len(measured)) for name in names]]
+
+
+class TrustRatioMonitor(StepCallback):
+    """Logs the per-layer trust ratio and lr on the first optimizer step and every ``every_n_steps``-th.
+
+    To all loggers, at ``step`` = ``trainer.global_step`` after the update: ``trust_ratio/{min,median,max}``
+    and ``lr_layer/{min,median,max}`` over the layers the optimizer adapts (groups with ``adapt=False``,
+    whose ratio is 1 by construction, are left out of these aggregates but not out of the table); with
+    ``per_layer_to_loggers=True`` also ``trust_ratio/<layer>``. To loggers with ``log_layers``: the table
+    ``layer, weight_norm, grad_norm, update_norm, trust_ratio, lr`` (NaN where unknown). The median of an
+    even number of layers is the mean of the middle two. Only the first optimizer of the trainer is watched.
+    """
+
+    def __init__(self, every_n_steps: int = 10, per_layer_to_loggers: bool = False) -> None:
+        super().__init__()
+        self.every_n_steps = check_every(every_n_steps)
+        self.per_layer_to_loggers = per_layer_to_loggers
+        self._fallback: LayerStats | None = None
+        self._grads: tuple[list[str], Tensor] | None = None
+        self._optimizer_gives_grad_norm = False
+
+    def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        if not due(step, self.every_n_steps):
+            return
+        optimizer = trainer.optimizers[0]
+        if not hasattr(optimizer, "layer_stats"):
+            self._fallback = would_be_lars(named_layers(optimizer, pl_module.model))
+        elif not self._optimizer_gives_grad_norm:
+            layers = named_layers(optimizer, pl_module.model)
+            self._grads = [name for name, _, _ in layers], norms([p.grad for _, p, _ in layers])
+
+    def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        if not due(step, self.every_n_steps):
+            return
+        fallback, grads, self._fallback, self._grads = self._fallback, self._grads, None, None
+        optimizer = trainer.optimizers[0]
+        if fallback is not None:
+            stats = fallback
+        else:
+            stats = optimizer.layer_stats()
+            self._optimizer_gives_grad_norm = stats.grad_norm is not None
+        if not stats.names:
+            return
+        if stats.grad_norm is not None:
+            grad = stats.grad_norm
+        else:
+            assert grads is not None, "grad norms are measured whenever the optimizer does not report them"
+            grad = matched(stats.names, *grads).to(stats.weight_norm)
+        frozen = {name for name, _, group in named_layers(optimizer, pl_module.model) if not group.get("adapt", True)}
+        self._log(trainer, step, stats, grad, [i for i, name in enumerate(stats.names) if name not in frozen])
+
+    def _log(self, trainer: pl.Trainer, step: int, stats: LayerStats, grad: Tensor, adapted: list[int]) -> None:
+        """One host transfer for the whole table and the aggregates over the ``adapted`` rows."""
+        columns = torch.stack([c.double() for c in (stats.weight_norm, grad, stats.update_norm, stats.trust_ratio,
+                                                    stats.lr)])
+        aggregates = [f(x[adapted]).reshape(1) for x in columns[3:] for _, f in AGGREGATES] if adapted else []
+        flat = torch.cat([columns.flatten(), *aggregates]).tolist()
+        n = len(stats.names)
+        table: dict[str, list[Any]] = {"layer": list(stats.names)}
+        table.update({key: flat[k * n:(k + 1) * n] for k, key in enumerate(COLUMNS)})
+        keys = [f"{key}/{agg}" for key in ("trust_ratio", "lr_layer") for agg, _ in AGGREGATES]
+        metrics = dict(zip(keys, flat[len(COLUMNS) * n:]))
+        if self.per_layer_to_loggers:
+            metrics.update({f"trust_ratio/{name}": r for name, r in zip(stats.names, table["trust_ratio"])})
+        emit(trainer, metrics, step)
+        emit_layers(trainer, step, table)

@@ -1,0 +1,235 @@
+"""Experiment files: a typed schema, YAML loading with ``--set`` overrides, and errors that name file and key.
+
+An experiment is one YAML file (see ``experiments/``). Every key is validated on load; an unknown key, a
+wrong type or a value out of range raises :class:`ConfigError` naming the file, the dotted key and the
+allowed values. ``resolved()`` is what a run saves next to its results.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased for the user (file, key, allowed values)."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(Section):
+    """A registered component by name with its keyword options (checked against the registry on build)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExcludeConfig(Section):
+    biases: bool = True
+    norm_layers: bool = True
+    one_dimensional: bool = True
+    patterns: tuple[str, ...] = ()
+
+
+OptimizerName = Literal["sgd", "adamw", "adam", "adagrad", "lars", "lamb"]
+
+
+class OptimizerConfig(Section):
+    """``lr`` is the base rate at ``lr_scaling.reference_batch_size``; ``options`` go to the constructor."""
+
+    name: OptimizerName = "lamb"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    exclude_from_weight_decay: ExcludeConfig = ExcludeConfig()
+    exclude_from_adaptation: ExcludeConfig = ExcludeConfig()
+
+
+class ScalingConfig(Section):
+    rule: Literal["none", "linear", "sqrt"] = "none"
+    reference_batch_size: int = Field(256, gt=0)
+
+
+class ScheduleConfig(Section):
+    """Warmup in steps or epochs (not both), then decay; see :mod:`largebatch.optim.schedules`."""
+
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_epochs: float | None = Field(None, ge=0)
+    warmup_start_factor: float = Field(0.0, ge=0, le=1)
+    decay: Literal["constant", "polynomial", "cosine"] = "constant"
+    power: float = Field(2.0, gt=0)
+    final_factor: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> ScheduleConfig:
+        if self.warmup_steps is not None and self.warmup_epochs is not None:
+            raise ValueError("give warmup_steps or warmup_epochs, not both")
+        return self
+
+
+class BudgetConfig(Section):
+    """Training length: exactly one of epochs, optimizer steps, or training samples seen."""
+
+    epochs: float | None = Field(None, gt=0)
+    steps: int | None = Field(None, gt=0)
+    samples: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BudgetConfig:
+        given = [k for k in ("epochs", "steps", "samples") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of epochs, steps, samples (got {', '.join(given) or 'none'})")
+        return self
+
+
+class LoggingConfig(Section):
+    every_n_steps: int = Field(10, gt=0)
+    telemetry_every_n_steps: int = Field(10, gt=0)
+    per_layer_to_loggers: bool = False
+    progress_bar: Literal["auto", "on", "off"] = "auto"
+
+
+class GuardConfig(Section):
+    divergence_factor: float = Field(10.0, gt=1)
+
+
+class TrainerConfig(Section):
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
+    strategy: str = "auto"
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
+    gradient_clip_val: float | None = Field(None, gt=0)
+    deterministic: bool = False
+
+
+class WandbConfig(Section):
+    """W&B mirror. ``offline`` (default) writes under the run directory and never touches the network."""
+
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "largebatch"
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class TrackingConfig(Section):
+    runs_root: str = "runs"
+    wandb: WandbConfig = WandbConfig()
+
+
+class ExperimentConfig(Section):
+    """One experiment: workload, optimizer, effective batch size, lr rule, schedule, budget, seed, logging."""
+
+    name: str
+    seed: int = 0
+    data: Component
+    model: Component
+    optimizer: OptimizerConfig = OptimizerConfig()
+    batch_size: int = Field(gt=0, description="effective batch: samples per optimizer step over all devices")
+    max_micro_batch: int | None = Field(None, gt=0)
+    lr_scaling: ScalingConfig = ScalingConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    budget: BudgetConfig
+    logging: LoggingConfig = LoggingConfig()
+    guard: GuardConfig = GuardConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain-data form with every default filled in (what a run saves as config.yaml)."""
+        return self.model_dump(mode="json")
+
+
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """Field names of the section at ``loc`` (for 'unknown key' messages)."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        current = annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+        if current is None:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = [p for p in e["loc"] if p not in ("function-after",)]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(ExperimentConfig, loc[:-1])
+            lines.append(f"{source}: unknown key '{key}'; allowed keys here: {', '.join(allowed)}")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing required key '{key}'")
+        else:
+            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` → (["a", "b", "c"], YAML-parsed value)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. optimizer.name=lamb")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``KEY=VALUE`` set (nested dicts created as needed)."""
+    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def validate(data: Mapping[str, Any], source: str = "<config>") -> ExperimentConfig:
+    """Validate plain data; ConfigError names ``source`` and every offending key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        return ExperimentConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file, with clear errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read, override and validate an experiment file."""
+    source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return validate(apply_overrides(read_yaml(path), overrides), source)

@@ -1,0 +1,92 @@
+"""Lightning modules: one per task type, sharing optimizer/schedule construction and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from largebatch.optim.schedules import build_scheduler
+from largebatch.train.config import ExperimentConfig
+from largebatch.train.optimizers import build_optimizer
+from largebatch.train.plan import BatchPlan, schedule_for
+
+Batch = tuple[Tensor, ...]
+
+
+class LargeBatchModule(pl.LightningModule):
+    """Trains ``model`` with the experiment's optimizer and per-step schedule; subclasses define the loss.
+
+    ``batch_losses`` returns (summed loss, correct predictions, counted targets) of a batch, so that training
+    (mean loss), validation and :meth:`evaluate` share one definition.
+    """
+
+    def __init__(self, model: nn.Module, config: ExperimentConfig, plan: BatchPlan) -> None:
+        super().__init__()
+        self.model, self.config, self.plan = model, config, plan
+
+    def batch_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss_sum, correct, count = self.batch_losses(batch)
+        loss = loss_sum / count
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/acc", correct / count, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss_sum, correct, count = self.batch_losses(batch)
+        self.log("val/loss", loss_sum / count, on_epoch=True, prog_bar=True, reduce_fx="mean", batch_size=int(count))
+        self.log("val/acc", correct / count, on_epoch=True, prog_bar=True, batch_size=int(count))
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """Mean loss and accuracy over ``batches`` in eval mode (train mode restored afterwards)."""
+        was_training = self.model.training
+        self.model.eval()
+        totals = torch.zeros(3, device=self.device, dtype=torch.float64)
+        for batch in batches:
+            batch = tuple(t.to(self.device) for t in batch)
+            totals += torch.stack([v.double() for v in self.batch_losses(batch)])
+        self.model.train(was_training)
+        loss_sum, correct, count = totals.tolist()
+        return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.config.optimizer, self.model, self.plan.lr)
+        scheduler = build_scheduler(optimizer, schedule_for(self.config, self.plan))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class ClassificationModule(LargeBatchModule):
+    """Cross-entropy classification; accuracy is top-1."""
+
+    def batch_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch
+        logits = self.model(x)
+        loss_sum = F.cross_entropy(logits.float(), y, reduction="sum")
+        correct = (logits.argmax(-1) == y).sum()
+        return loss_sum, correct, torch.tensor(float(len(y)), device=loss_sum.device)
+
+
+class MaskedLMModule(LargeBatchModule):
+    """Masked language modelling (Devlin et al. 2019): loss and accuracy over the masked positions only."""
+
+    def batch_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        input_ids, labels = batch
+        logits = self.model(input_ids)
+        selected = labels != -100
+        loss_sum = F.cross_entropy(logits[selected].float(), labels[selected], reduction="sum")
+        correct = (logits[selected].argmax(-1) == labels[selected]).sum()
+        return loss_sum, correct, selected.sum().clamp(min=1).float()
+
+
+MODULES: dict[str, type[LargeBatchModule]] = {"classification": ClassificationModule, "mlm": MaskedLMModule}

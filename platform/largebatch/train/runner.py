@@ -1,0 +1,181 @@
+"""Run one experiment end to end: data, model, Lightning trainer, callbacks, run store, W&B mirror.
+
+``train(config)`` is what ``largebatch train`` and every sweep trial call. A run never knows about sweeps:
+callers may add callbacks (e.g. to report to a tuner) and choose the run directory.
+Divergence is a result (``status="diverged"``), not an exception; any other error is recorded as
+``status="failed"`` with the error and then re-raised, so a caller can retry.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from largebatch.data import build_dataset
+from largebatch.models import build_model
+from largebatch.train.callbacks import DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor
+from largebatch.train.config import ConfigError, ExperimentConfig
+from largebatch.train.datamodule import TensorDataModule
+from largebatch.train.logger import RunStoreLogger
+from largebatch.train.module import MODULES
+from largebatch.train.plan import BatchPlan, plan_batches
+from largebatch.train.store import RunStore
+from largebatch.train.wandb_mirror import finish as finish_wandb
+from largebatch.train.wandb_mirror import wandb_logger
+
+CHECKPOINT = "last.ckpt"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    run_id: str
+    status: str
+    summary: dict[str, Any]
+
+
+def device_count(config: ExperimentConfig) -> int:
+    """How many devices the trainer will use (needed before it exists, to split the batch)."""
+    t = config.trainer
+    gpu = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
+    if t.devices == "auto":
+        return torch.cuda.device_count() if gpu else 1
+    return t.devices
+
+
+def _progress_bar(setting: str) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty() and not os.environ.get("CI")
+    return setting == "on"
+
+
+def _callbacks(config: ExperimentConfig, checkpoint_dir: Path) -> dict[str, Callback]:
+    every = config.logging.telemetry_every_n_steps
+    return {
+        "trust_ratio": TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
+        "grad_norm": GradNormMonitor(every_n_steps=every),
+        "gap": GeneralizationGap(),
+        "guard": DivergenceGuard(factor=config.guard.divergence_factor),
+        "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
+        # one rolling checkpoint at each epoch end (monitor=None, top-1 = the latest): what --resume continues from
+        "checkpoint": ModelCheckpoint(dirpath=checkpoint_dir, filename=CHECKPOINT.removesuffix(".ckpt"),
+                                      save_top_k=1, every_n_epochs=1, enable_version_counter=False),
+    }
+
+
+def _final_evaluation(module: pl.LightningModule, data: TensorDataModule) -> dict[str, float]:
+    results = {}
+    for split, batches in (("train", data.gap_train_batches()), ("val", data.val_batches()), ("test", data.test_batches())):
+        if batches is not None:
+            for key, value in module.evaluate(batches).items():
+                results[f"{split}_{'acc' if key == 'accuracy' else key}"] = value
+    results["gen_gap"] = results["train_acc"] - results["val_acc"]
+    return results
+
+
+def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningModule, BatchPlan]:
+    """Data, model and batch plan for ``config`` (seeded), without a trainer."""
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    try:
+        splits = build_dataset(config.data.name, seed=config.seed, **config.data.options)
+    except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: an online-only dataset, offline
+        raise ConfigError(f"data: {err}") from None
+    try:
+        model = build_model(config.model.name, splits.meta, **config.model.options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model: {err}") from None
+    plan = plan_batches(config, len(splits.train[0]), device_count(config))
+    module = MODULES[splits.meta.get("task", "classification")](model, config, plan)
+    return TensorDataModule(splits, plan, config.seed), module, plan
+
+
+def train(
+    config: ExperimentConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    trainer_overrides: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Train ``config`` into a new run directory under ``tracking.runs_root`` (or ``run_dir``).
+
+    With ``resume=True`` and an existing ``run_dir``, training continues from its last checkpoint and appends
+    to its records. ``trainer_overrides`` replace or add ``lightning.pytorch.Trainer`` arguments (e.g. a
+    launcher's own strategy and cluster-environment plugins).
+    """
+    data, module, plan = prepare(config)
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory to continue")
+        store = RunStore.open(run_dir)
+    elif run_dir is not None:
+        run_dir = Path(run_dir)
+        store = RunStore.create(run_dir.parent, config.name, run_id=run_dir.name)
+    else:
+        store = RunStore.create(config.tracking.runs_root, config.name)
+    resolved = {**config.resolved(), "plan": plan.as_dict()}
+    if not resume:
+        store.write_config(resolved)
+        store.write_provenance(seed=config.seed)
+    store.write_summary(status="running", run_id=store.run_id, name=config.name)
+
+    checkpoint = store.path / "checkpoints" / CHECKPOINT
+    loggers: list[Any] = [RunStoreLogger(store)]
+    mirror = wandb_logger(config.tracking.wandb, store.path, store.run_id, resolved)
+    if mirror is not None:
+        loggers.append(mirror)
+    ours = _callbacks(config, store.path / "checkpoints")
+    t = config.trainer
+    trainer = pl.Trainer(**{
+        **dict(
+            accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+            max_steps=plan.total_steps, max_epochs=-1, accumulate_grad_batches=plan.accumulate,
+            gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
+            logger=loggers, callbacks=[*ours.values(), *callbacks], log_every_n_steps=config.logging.every_n_steps,
+            enable_progress_bar=_progress_bar(config.logging.progress_bar), enable_model_summary=False,
+            num_sanity_val_steps=0, default_root_dir=store.path,
+        ),
+        **(trainer_overrides or {}),
+    })
+    started = time.perf_counter()
+    status, error = "completed", None
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=checkpoint if resume and checkpoint.exists() else None)
+    except (KeyboardInterrupt, SystemExit):
+        store.write_summary(status="interrupted", wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
+        store.close()
+        finish_wandb()
+        raise
+    except Exception as err:  # recorded, then re-raised for the caller (a sweep retries failed trials)
+        store.write_summary(status="failed", error=f"{type(err).__name__}: {err}",
+                            wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
+        store.close()
+        finish_wandb()
+        raise
+    guard: DivergenceGuard = ours["guard"]  # type: ignore[assignment]
+    if trainer.interrupted:
+        status = "interrupted"
+    elif guard.diverged is not None:
+        status = "diverged"
+    final = _final_evaluation(module, data) if status != "diverged" else {}
+    throughput: Throughput = ours["throughput"]  # type: ignore[assignment]
+    summary = store.write_summary(
+        status=status, error=error, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,
+        epochs=trainer.current_epoch, diverged_at=guard.diverged, eval=final, throughput=throughput.summary(),
+        plan=plan.as_dict(),
+    )
+    if mirror is not None and final:
+        mirror.experiment.summary.update({f"eval/{k}": v for k, v in final.items() if math.isfinite(v)})
+    store.close()
+    finish_wandb()
+    return RunResult(store.path, store.run_id, status, summary)

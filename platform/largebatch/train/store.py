@@ -1,0 +1,402 @@
+"""The run store: the one results format that training writes and everything above it reads.
+
+One directory per run under a runs root (default ``./runs``; sweeps nest runs in sub-folders)::
+
+    <runs_root>/<run_id>/
+      config.yaml      resolved experiment config; written once, atomically. Its presence makes a folder a run.
+      provenance.json  how the run was made: see ``collect_provenance``; atomic.
+      metrics.csv      append-only, long format, one row per metric value: step,epoch,name,value,time
+      layers.csv       append-only per-layer telemetry: step,layer,weight_norm,grad_norm,update_norm,trust_ratio,lr
+      summary.json     status and results; rewritten atomically (temp file + os.replace) on every update
+      checkpoints/     Lightning checkpoints (written by the trainer, not by this module)
+      wandb/           W&B offline files (written by the W&B mirror, not by this module)
+
+``run_id`` defaults to ``<UTC yyyymmdd-HHMMSS>-<name>-<6 hex>``, so ids sort by creation time.
+
+CSV files (RFC 4180 via the ``csv`` module, UTF-8, ``\\n`` line ends): the header is written only when the file
+is new, so a resumed run appends to the same files. ``step`` is the optimizer step (an integer), ``epoch`` an
+integer or empty, ``time`` Unix seconds; floats are written with ``repr`` (shortest exact form: ``nan``, ``inf``
+and ``-inf`` round-trip) and names are quoted as needed (commas, quotes). Each log call's rows are flushed to
+the OS before it returns, so a killed run keeps everything it logged. A trailing partial line (a write cut off
+by a crash) is ignored by readers and dropped when the file is next opened for appending.
+
+Superseded rows: a run resumed from an earlier checkpoint logs some steps again. Files keep every row; a row
+counts as *superseded* by any later row with the same name (layer, in ``layers.csv``) at the same or an
+earlier step. ``current_rows`` drops them; summaries and the wide histories in ``runs`` are computed from
+the current rows.
+
+summary.json is strict JSON (non-finite floats become ``null``; the exact values are in the CSVs)::
+
+    status        "running" | "completed" | "diverged" | "failed" | "interrupted"
+    final         {metric: last value}                        } computed from metrics.csv when the status
+    best          {metric: best value, see best_direction}    } becomes terminal (anything but "running")
+    best_step     {metric: first step reaching the best}      }
+    wall_time_s, steps, epochs, diverged_at, error            null until the writer sets them
+    ...           any other keys the writer adds (the runner adds run_id, name, eval, throughput, plan)
+
+Concurrency: one writer per run (the rank-zero process); any number of readers at any time.
+pandas is imported inside the functions that need it, so importing this module (and the CLI) stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from io import BytesIO
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+import yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CONFIG = "config.yaml"
+PROVENANCE = "provenance.json"
+METRICS = "metrics.csv"
+LAYERS = "layers.csv"
+SUMMARY = "summary.json"
+
+METRIC_DTYPES = {"step": "int64", "epoch": "Int64", "name": "str", "value": "float64", "time": "float64"}
+LAYER_STATS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
+LAYER_DTYPES = {"step": "int64", "layer": "str", **{column: "float64" for column in LAYER_STATS}}
+
+TERMINAL = ("completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", *TERMINAL)
+RESERVED_NAMES = ("step", "epoch")
+VERSIONED = ("largebatch", "torch", "lightning", "numpy", "pandas", "pyarrow", "pydantic", "PyYAML", "wandb")
+
+_ACCURACY = re.compile(r"(?<![a-z])acc(uracy)?(?![a-z])")
+_LOSS = re.compile(r"(?<![a-z])loss(?![a-z])")
+
+
+def best_direction(name: str) -> Literal["max", "min"] | None:
+    """Which extreme of metric ``name`` is best: ``"max"`` for accuracies, ``"min"`` for losses, else None.
+
+    A name is an accuracy when it contains ``acc`` or ``accuracy`` not flanked by letters (``val/acc``,
+    ``top1_accuracy``, ``acc1``; not ``accumulate``), a loss likewise with ``loss``; accuracy wins if both.
+    """
+    lowered = name.lower()
+    if _ACCURACY.search(lowered):
+        return "max"
+    if _LOSS.search(lowered):
+        return "min"
+    return None
+
+
+def current_rows(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The rows of ``frame`` (file order) not superseded by a later row with the same ``key`` at a step <= theirs."""
+    if frame.empty:
+        return frame
+    backwards = frame.iloc[::-1]
+    later_min = backwards.groupby(key, sort=False)["step"].cummin().groupby(backwards[key], sort=False).shift()
+    keep = later_min.isna() | (backwards["step"] < later_min)
+    return frame[keep.reindex(frame.index)]
+
+
+def summarize_metrics(metrics: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``final``, ``best`` and ``best_step`` of the current rows of a long metrics frame (see the module doc).
+
+    ``final`` is the last value of each metric, NaN included; ``best`` ignores NaN and exists only for metrics
+    with a ``best_direction`` and at least one non-NaN value.
+    """
+    rows = current_rows(metrics, "name")
+    last = rows.drop_duplicates("name", keep="last")
+    final = dict(zip(last["name"], last["value"].tolist()))
+    best: dict[str, float] = {}
+    best_step: dict[str, int] = {}
+    for name, group in rows.dropna(subset=["value"]).groupby("name", sort=False):
+        direction = best_direction(str(name))
+        if direction is not None:
+            at = group["value"].idxmax() if direction == "max" else group["value"].idxmin()
+            best[str(name)] = float(group.at[at, "value"])
+            best_step[str(name)] = int(group.at[at, "step"])
+    return {"final": final, "best": best, "best_step": best_step}
+
+
+def plain_data(value: Any, *, finite: bool = False) -> Any:
+    """``value`` as plain YAML/JSON data: mappings → dicts with str keys, lists/tuples → lists, numpy/torch
+    scalars → Python scalars, paths → str; with ``finite=True`` NaN and ±inf become None."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v, finite=finite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v, finite=finite) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if finite and isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old or the new content, never a part (temp file + replace)."""
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _json_text(data: Mapping[str, Any]) -> str:
+    return json.dumps(plain_data(data, finite=True), indent=2, allow_nan=False) + "\n"
+
+
+def _git(args: Sequence[str], cwd: Path) -> str | None:
+    """Stripped stdout of ``git args`` in ``cwd``, or None where git is missing or fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def collect_provenance(seed: int | None = None) -> dict[str, Any]:
+    """How this process is running, for ``provenance.json``.
+
+    Keys: ``started`` (UTC ISO time), ``seed``, ``command`` (``sys.argv``), ``cwd``, ``git_commit`` and
+    ``git_dirty`` (of the working directory's repository, tracked files only; both null outside a repository
+    or without git), ``python``, ``versions`` (installed versions of the key packages, null where absent),
+    ``cuda`` (torch's CUDA version, null on CPU builds), ``hostname``, ``platform``, ``cpu_count``, ``gpus``
+    (``torch.cuda`` device names).
+    """
+    import torch
+
+    cwd = Path.cwd()
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    changes = _git(["status", "--porcelain", "--untracked-files=no"], cwd) if commit else None
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "command": list(sys.argv),
+        "cwd": str(cwd),
+        "git_commit": commit,
+        "git_dirty": None if changes is None else changes != "",
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in VERSIONED},
+        "cuda": torch.version.cuda,
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }
+
+
+def default_summary() -> dict[str, Any]:
+    """The summary of a run that has reported nothing yet."""
+    return {"status": "running", "final": {}, "best": {}, "best_step": {}, "wall_time_s": None, "steps": None,
+            "epochs": None, "diverged_at": None, "error": None}
+
+
+class _Appender:
+    """An append-only CSV file, opened on first write, header written only when the file is new."""
+
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self.path = path
+        self.header = list(header)
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+
+    def _open(self) -> IO[str]:
+        if self.path.exists():
+            _drop_partial_line(self.path)
+            with self.path.open(encoding="utf-8", newline="") as existing:
+                first = existing.readline().rstrip("\r\n")
+            if first and first != ",".join(self.header):
+                raise ValueError(f"{self.path}: header {first!r} is not {','.join(self.header)!r}")
+        file = self.path.open("a", encoding="utf-8", newline="")
+        self._writer = csv.writer(file, lineterminator="\n")
+        if file.tell() == 0:
+            self._writer.writerow(self.header)
+        return file
+
+    def write(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Append ``rows`` and flush them to the OS."""
+        if self._file is None:
+            self._file = self._open()
+        self._writer.writerows(rows)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = self._writer = None
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Truncate ``path`` after its last newline, if a crash left a line unfinished."""
+    with path.open("rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        file.seek(0)
+        file.truncate(file.read().rfind(b"\n") + 1)
+
+
+def _read_csv(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """A store CSV as a typed frame (empty with the right columns when absent), ignoring a partial last line."""
+    import pandas as pd
+
+    data = path.read_bytes() if path.exists() else b""
+    data = data[: data.rfind(b"\n") + 1]
+    if not data:
+        return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
+    numeric = [column for column, dtype in dtypes.items() if dtype != "str"]
+    return pd.read_csv(BytesIO(data), dtype=dict(dtypes), keep_default_na=False,
+                       na_values={column: ["", "nan", "NaN"] for column in numeric})
+
+
+def _run_id(name: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
+    return f"{stamp}-{safe}-{secrets.token_hex(3)}"
+
+
+class RunStore:
+    """Reads and writes one run directory (format in the module docstring). Also a context manager (closes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run_id = path.name
+        self._metrics = _Appender(path / METRICS, list(METRIC_DTYPES))
+        self._layers = _Appender(path / LAYERS, list(LAYER_DTYPES))
+
+    @classmethod
+    def create(cls, runs_root: str | Path, name: str, *, run_id: str | None = None) -> RunStore:
+        """A new run directory ``runs_root/run_id`` with a ``running`` summary; FileExistsError if it exists."""
+        run_id = run_id if run_id is not None else _run_id(name)
+        if not run_id or Path(run_id).name != run_id or run_id in (".", ".."):
+            raise ValueError(f"run id must be one path component, got {run_id!r}")
+        path = Path(runs_root) / run_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir()
+        store = cls(path)
+        atomic_write_text(path / SUMMARY, _json_text(default_summary()))
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunStore:
+        """The existing run at ``path``; FileNotFoundError if it is not a run directory (has no config.yaml)."""
+        path = Path(path)
+        if not (path / CONFIG).is_file():
+            raise FileNotFoundError(f"{path} is not a run directory (no {CONFIG})")
+        return cls(path)
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        """Write ``config.yaml``; FileExistsError if the run already has one (a run's config never changes)."""
+        target = self.path / CONFIG
+        if target.exists():
+            raise FileExistsError(f"{target} already exists")
+        atomic_write_text(target, yaml.safe_dump(plain_data(config), sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        return yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8")) or {}
+
+    def write_provenance(self, *, seed: int | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Collect provenance (``collect_provenance``) plus ``extra`` keys, write ``provenance.json``, return it."""
+        provenance = plain_data({**collect_provenance(seed), **(extra or {})}, finite=True)
+        atomic_write_text(self.path / PROVENANCE, _json_text(provenance))
+        return provenance
+
+    def read_provenance(self) -> dict[str, Any]:
+        """The run's provenance, ``{}`` if it was never written."""
+        target = self.path / PROVENANCE
+        return json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+
+    def log_metrics(self, step: int, metrics: Mapping[str, float], epoch: int | None = None) -> None:
+        """Append one ``metrics.csv`` row per metric at ``step`` (and ``epoch``, if given)."""
+        reserved = [name for name in metrics if name in RESERVED_NAMES]
+        if reserved:
+            raise ValueError(f"{reserved} are columns of metrics.csv, not metric names (pass epoch=...)")
+        now = repr(round(time.time(), 3))
+        epoch_cell = "" if epoch is None else int(epoch)
+        self._metrics.write([int(step), epoch_cell, name, repr(float(value)), now] for name, value in metrics.items())
+
+    def log_layers(self, step: int, table: Mapping[str, Sequence[Any]]) -> None:
+        """Append a columnar per-layer table at ``step``: ``layer`` plus any of ``LAYER_STATS`` (missing → NaN)."""
+        unknown = set(table) - {"layer", *LAYER_STATS}
+        if "layer" not in table or unknown:
+            raise ValueError(f"a layer table needs 'layer' and only {list(LAYER_STATS)}; got {sorted(table)}")
+        layers = list(table["layer"])
+        columns = [list(table.get(stat, [math.nan] * len(layers))) for stat in LAYER_STATS]
+        if any(len(column) != len(layers) for column in columns):
+            raise ValueError(f"every column of a layer table needs {len(layers)} values (one per layer)")
+        self._layers.write(
+            [int(step), layer, *(repr(math.nan if v is None else float(v)) for v in values)]
+            for layer, *values in zip(layers, *columns)
+        )
+
+    def write_summary(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``summary.json`` (atomically) and return the new summary.
+
+        When ``status`` becomes terminal, ``final``, ``best`` and ``best_step`` are computed from metrics.csv
+        first (``fields`` may still override them). Unknown statuses are a ValueError.
+        """
+        status = fields.get("status")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        summary = self.read_summary()
+        if status in TERMINAL:
+            summary.update(summarize_metrics(self.read_metrics()))
+        summary.update(fields)
+        text = _json_text(summary)
+        atomic_write_text(self.path / SUMMARY, text)
+        return json.loads(text)
+
+    def read_summary(self) -> dict[str, Any]:
+        """``summary.json`` over ``default_summary()`` (so every standard key is present)."""
+        target = self.path / SUMMARY
+        stored = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+        return {**default_summary(), **stored}
+
+    def read_metrics(self) -> pd.DataFrame:
+        """Every row of metrics.csv in file order: step (int64), epoch (Int64), name (str), value, time (float64)."""
+        return _read_csv(self.path / METRICS, METRIC_DTYPES)
+
+    def read_layers(self) -> pd.DataFrame:
+        """Every row of layers.csv in file order: step (int64), layer (str), the ``LAYER_STATS`` (float64)."""
+        return _read_csv(self.path / LAYERS, LAYER_DTYPES)
+
+    def close(self) -> None:
+        """Close the CSV files (a later log call reopens them for appending)."""
+        self._metrics.close()
+        self._layers.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
