@@ -11,6 +11,7 @@ Gradients are random and fixed; each implementation steps ``--warmup`` times, th
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 from collections.abc import Callable
@@ -63,10 +64,15 @@ def implementations() -> dict[str, Callable[[list[torch.Tensor]], torch.optim.Op
     }
     try:
         timm_lamb, timm_lars = timm_optimizer("lamb", "Lamb"), timm_optimizer("lars", "Lars")
-        impls["timm Lamb (foreach)"] = lambda p: timm_lamb(p, lr=1e-3, max_grad_norm=None, foreach=True)
-        impls["timm Lars (foreach)"] = lambda p: timm_lars(p, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=True)
     except ImportError:
         pass
+    else:  # older timm releases have no foreach switch: their default (per-parameter) path is measured then
+        lamb_kw = {"foreach": True} if "foreach" in inspect.signature(timm_lamb).parameters else {}
+        lars_kw = {"foreach": True} if "foreach" in inspect.signature(timm_lars).parameters else {}
+        impls[f"timm Lamb{' (foreach)' if lamb_kw else ''}"] = lambda p: timm_lamb(p, lr=1e-3, max_grad_norm=None,
+                                                                                 **lamb_kw)
+        impls[f"timm Lars{' (foreach)' if lars_kw else ''}"] = lambda p: timm_lars(
+            p, lr=0.1, momentum=0.9, weight_decay=1e-4, **lars_kw)
     try:
         import torch_optimizer
 

@@ -131,3 +131,16 @@ def test_cli_bad_config_is_one_clear_error(tmp_path: Path) -> None:
                           "--set", "optimizer.nam=lars"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "unknown key 'optimizer.nam'" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_shares_one_run(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "largebatch", "train", str(EXPERIMENTS / "digits_cnn_bn.yaml"), "--set",
+           "budget={epochs: 1}", "model.options.width=0.25", "tracking.wandb.mode=disabled", "trainer.accelerator=cpu",
+           "trainer.devices=2", "trainer.strategy=ddp", "--runs-root", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["plan"]["devices"] == 2
+    assert summary["plan"]["micro_batch"] * 2 == summary["plan"]["batch_size"]

@@ -38,6 +38,8 @@ def run_train(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError, LookupError) as err:
         print(f"largebatch train: {err}", file=sys.stderr)
         return 2
+    if result.status == "child":  # an extra DDP rank: the first process reports
+        return 0
     s = result.summary
     evaluation = s.get("eval") or {}
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in evaluation.items())

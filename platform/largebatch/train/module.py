@@ -44,8 +44,9 @@ class LargeBatchModule(pl.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss_sum, correct, count = self.batch_losses(batch)
-        self.log("val/loss", loss_sum / count, on_epoch=True, prog_bar=True, reduce_fx="mean", batch_size=int(count))
-        self.log("val/acc", correct / count, on_epoch=True, prog_bar=True, batch_size=int(count))
+        n = int(count)
+        self.log("val/loss", loss_sum / count, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        self.log("val/acc", correct / count, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:

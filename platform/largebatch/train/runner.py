@@ -34,6 +34,7 @@ from largebatch.train.wandb_mirror import finish as finish_wandb
 from largebatch.train.wandb_mirror import wandb_logger
 
 CHECKPOINT = "last.ckpt"
+RUN_DIR_ENV = "LARGEBATCH_RUN_DIR"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def _callbacks(config: ExperimentConfig, checkpoint_dir: Path) -> dict[str, Call
         "trust_ratio": TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
         "grad_norm": GradNormMonitor(every_n_steps=every),
         "gap": GeneralizationGap(),
-        "guard": DivergenceGuard(factor=config.guard.divergence_factor),
+        # the guard folds every step's loss on the device and syncs only when it checks
+        "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
         "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
         # one rolling checkpoint at each epoch end (monitor=None, top-1 = the latest): what --resume continues from
         "checkpoint": ModelCheckpoint(dirpath=checkpoint_dir, filename=CHECKPOINT.removesuffix(".ckpt"),
@@ -99,6 +101,33 @@ def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningMod
     return TensorDataModule(splits, plan, config.seed), module, plan
 
 
+def _open_store(config: ExperimentConfig, plan: BatchPlan, run_dir: str | Path | None,
+                resume: bool) -> tuple[RunStore, bool]:
+    """The run's store, and whether this process is a re-launched DDP rank (which must not write it).
+
+    Lightning's DDP launcher re-runs the command once per extra device; the first process records its run
+    directory in ``LARGEBATCH_RUN_DIR`` (inherited by those ranks), so all ranks share one run.
+    """
+    shared = os.environ.get(RUN_DIR_ENV)
+    if shared and int(os.environ.get("LOCAL_RANK", "0")) > 0:
+        return RunStore.open(shared), True
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory to continue")
+        store = RunStore.open(run_dir)
+    else:
+        if run_dir is not None:
+            store = RunStore.create(Path(run_dir).parent, config.name, run_id=Path(run_dir).name)
+        else:
+            store = RunStore.create(config.tracking.runs_root, config.name)
+        store.write_config({**config.resolved(), "plan": plan.as_dict()})
+        store.write_provenance(seed=config.seed)
+    store.write_summary(status="running", run_id=store.run_id, name=config.name)
+    if plan.devices > 1:
+        os.environ[RUN_DIR_ENV] = str(store.path.resolve())
+    return store, False
+
+
 def train(
     config: ExperimentConfig,
     *,
@@ -114,20 +143,8 @@ def train(
     launcher's own strategy and cluster-environment plugins).
     """
     data, module, plan = prepare(config)
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run directory to continue")
-        store = RunStore.open(run_dir)
-    elif run_dir is not None:
-        run_dir = Path(run_dir)
-        store = RunStore.create(run_dir.parent, config.name, run_id=run_dir.name)
-    else:
-        store = RunStore.create(config.tracking.runs_root, config.name)
+    store, is_child = _open_store(config, plan, run_dir, resume)
     resolved = {**config.resolved(), "plan": plan.as_dict()}
-    if not resume:
-        store.write_config(resolved)
-        store.write_provenance(seed=config.seed)
-    store.write_summary(status="running", run_id=store.run_id, name=config.name)
 
     checkpoint = store.path / "checkpoints" / CHECKPOINT
     loggers: list[Any] = [RunStoreLogger(store)]
@@ -152,16 +169,21 @@ def train(
     try:
         trainer.fit(module, datamodule=data, ckpt_path=checkpoint if resume and checkpoint.exists() else None)
     except (KeyboardInterrupt, SystemExit):
-        store.write_summary(status="interrupted", wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
+        if not is_child:
+            store.write_summary(status="interrupted", wall_time_s=time.perf_counter() - started,
+                                steps=trainer.global_step)
         store.close()
         finish_wandb()
         raise
     except Exception as err:  # recorded, then re-raised for the caller (a sweep retries failed trials)
-        store.write_summary(status="failed", error=f"{type(err).__name__}: {err}",
-                            wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
+        if not is_child:
+            store.write_summary(status="failed", error=f"{type(err).__name__}: {err}",
+                                wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
         store.close()
         finish_wandb()
         raise
+    if is_child or trainer.global_rank > 0:
+        return RunResult(store.path, store.run_id, "child", {})
     guard: DivergenceGuard = ours["guard"]  # type: ignore[assignment]
     if trainer.interrupted:
         status = "interrupted"

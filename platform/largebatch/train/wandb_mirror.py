@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,8 @@ def wandb_logger(config: WandbConfig, run_dir: Path, run_id: str, run_config: di
 
 def finish() -> None:
     """Close the active W&B run so the next run in this process starts a new one."""
-    import wandb
-
-    if wandb.run is not None:
+    wandb = sys.modules.get("wandb")  # never imported unless a run mirrored to W&B
+    if wandb is not None and wandb.run is not None:
         wandb.finish()
 
 
@@ -61,7 +61,6 @@ def read_offline_history(path: str | Path) -> dict[str, list[float]]:
     import json
     import shutil
     import subprocess
-    import sys
 
     exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
     out = subprocess.run([exe, "leet", "inspect", "--json", str(path)], capture_output=True, text=True,

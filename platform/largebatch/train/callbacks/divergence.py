@@ -29,7 +29,8 @@ class DivergenceGuard(StepCallback):
 
     Every batch's loss is folded on the device into the worst loss since the last check (NaN wins, −inf
     counts as inf), so nothing is missed between checks and no batch forces a host sync. Checks run after an
-    optimizer step whose ``trainer.global_step`` is a multiple of ``check_every_n_steps``. The initial loss is
+    optimizer step whose ``trainer.global_step`` is a multiple of ``check_every_n_steps``, and once when training
+    ends (so the last steps are covered). The initial loss is
     the first finite value checked; the ``factor`` rule applies from ``global_step > min_steps`` and only when
     the initial loss is positive. On divergence: ``trainer.should_stop = True``, :attr:`diverged` =
     ``{"status": "diverged", "step": global_step, "loss": value, "reason": "nan" | "inf" | "exceeded
@@ -60,7 +61,15 @@ class DivergenceGuard(StepCallback):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        if step % self.check_every_n_steps != 0 or self._worst is None:
+        if step % self.check_every_n_steps == 0:
+            self._check(trainer, step)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The steps after the last scheduled check are checked too."""
+        self._check(trainer, trainer.global_step)
+
+    def _check(self, trainer: pl.Trainer, step: int) -> None:
+        if self._worst is None:
             return
         value, self._worst = self._worst.item(), None
         reason = self._reason(value, step)

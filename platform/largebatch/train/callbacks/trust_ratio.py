@@ -20,6 +20,7 @@ Where the values come from:
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import lightning.pytorch as pl
@@ -31,7 +32,7 @@ from largebatch.train.callbacks._emit import StepCallback, check_every, due, emi
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
 Layers = list[tuple[str, Tensor, dict[str, Any]]]
-AGGREGATES = (("min", torch.min), ("median", lambda x: torch.quantile(x, 0.5)), ("max", torch.max))
+AGGREGATES = (("min", min), ("median", statistics.median), ("max", max))
 
 
 def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
@@ -84,6 +85,7 @@ class TrustRatioMonitor(StepCallback):
         self._fallback: LayerStats | None = None
         self._grads: tuple[list[str], Tensor] | None = None
         self._optimizer_gives_grad_norm = False
+        self._frozen: set[str] | None = None
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         if not due(step, self.every_n_steps):
@@ -112,20 +114,26 @@ class TrustRatioMonitor(StepCallback):
         else:
             assert grads is not None, "grad norms are measured whenever the optimizer does not report them"
             grad = matched(stats.names, *grads).to(stats.weight_norm)
-        frozen = {name for name, _, group in named_layers(optimizer, pl_module.model) if not group.get("adapt", True)}
-        self._log(trainer, step, stats, grad, [i for i, name in enumerate(stats.names) if name not in frozen])
+        if self._frozen is None:  # the groups' adapt flags do not change during a fit
+            self._frozen = {name for name, _, group in named_layers(optimizer, pl_module.model)
+                            if not group.get("adapt", True)}
+        self._log(trainer, step, stats, grad, [i for i, name in enumerate(stats.names) if name not in self._frozen])
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._frozen = None
 
     def _log(self, trainer: pl.Trainer, step: int, stats: LayerStats, grad: Tensor, adapted: list[int]) -> None:
-        """One host transfer for the whole table and the aggregates over the ``adapted`` rows."""
-        columns = torch.stack([c.double() for c in (stats.weight_norm, grad, stats.update_norm, stats.trust_ratio,
-                                                    stats.lr)])
-        aggregates = [f(x[adapted]).reshape(1) for x in columns[3:] for _, f in AGGREGATES] if adapted else []
-        flat = torch.cat([columns.flatten(), *aggregates]).tolist()
+        """One host transfer for the whole table; the aggregates over the ``adapted`` rows are taken on the host."""
+        columns = (stats.weight_norm, grad, stats.update_norm, stats.trust_ratio, stats.lr)
+        flat = torch.cat([c.double() for c in columns]).tolist()
         n = len(stats.names)
         table: dict[str, list[Any]] = {"layer": list(stats.names)}
         table.update({key: flat[k * n:(k + 1) * n] for k, key in enumerate(COLUMNS)})
-        keys = [f"{key}/{agg}" for key in ("trust_ratio", "lr_layer") for agg, _ in AGGREGATES]
-        metrics = dict(zip(keys, flat[len(COLUMNS) * n:]))
+        metrics = {}
+        if adapted:
+            for key, column in (("trust_ratio", table["trust_ratio"]), ("lr_layer", table["lr"])):
+                values = [column[i] for i in adapted]
+                metrics.update({f"{key}/{agg}": f(values) for agg, f in AGGREGATES})
         if self.per_layer_to_loggers:
             metrics.update({f"trust_ratio/{name}": r for name, r in zip(stats.names, table["trust_ratio"])})
         emit(trainer, metrics, step)

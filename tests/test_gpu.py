@@ -1,0 +1,68 @@
+"""GPU paths (skipped without CUDA): same numbers as on CPU, no host sync, AMP training runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from largebatch.optim import LAMB, LARS, param_groups
+
+pytestmark = pytest.mark.gpu
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+
+
+def model_on(device: str) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(16, 64), nn.LayerNorm(64), nn.GELU(), nn.Linear(64, 4)).to(device)
+
+
+def run(model: nn.Module, make, steps: int = 5) -> None:
+    opt = make(param_groups(model, weight_decay=1e-3))
+    device = next(model.parameters()).device
+    for t in range(steps):
+        g = torch.Generator().manual_seed(t)
+        x, y = torch.randn(32, 16, generator=g).to(device), torch.randint(0, 4, (32,), generator=g).to(device)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("make", [lambda g: LAMB(g, lr=1e-2), lambda g: LARS(g, lr=1.0, weight_decay=1e-3)],
+                         ids=["lamb", "lars"])
+def test_cuda_matches_cpu(make) -> None:
+    cpu, gpu = model_on("cpu"), model_on("cuda")
+    run(cpu, make)
+    run(gpu, make)
+    for a, b in zip(cpu.parameters(), gpu.parameters()):
+        torch.testing.assert_close(a, b.cpu(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda g: LAMB(g, lr=1e-2, grad_pre_normalization=1.0, trust_clip=True),
+                                  lambda g: LARS(g, lr=1.0, trust_clip=True)], ids=["lamb", "lars"])
+def test_cuda_step_has_no_host_sync(make) -> None:
+    model = model_on("cuda")
+    opt = make(param_groups(model, weight_decay=1e-3))
+    nn.functional.cross_entropy(model(torch.randn(8, 16, device="cuda")), torch.zeros(8, dtype=torch.long,
+                                                                                     device="cuda")).backward()
+    opt.step()  # warm up allocations and lazy state
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        opt.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_amp_training_run_on_gpu(precision: str, tmp_path: Path) -> None:
+    from largebatch.train.config import load_experiment
+    from largebatch.train.runner import train
+
+    config = load_experiment(EXPERIMENTS / "mnist1d_cnn.yaml", [
+        "data.options.num_samples=2000", "budget={epochs: 3}", f"trainer.precision={precision}",
+        f"tracking.runs_root={tmp_path}", "tracking.wandb.mode=disabled"])
+    result = train(config)
+    assert result.status == "completed"
+    assert result.summary["eval"]["val_acc"] > 0.2
