@@ -97,6 +97,17 @@ def test_state_dict_resume_is_bit_identical(name: str) -> None:
         assert torch.equal(a, b)
 
 
+def test_lamb_work_buffers_are_reused_and_stay_out_of_the_state_dict() -> None:
+    model = small_model()
+    opt = LAMB(param_groups(model, weight_decay=1e-4), grad_pre_normalization=1.0)
+    train(model, opt, range(2))
+    storage = {key: buffer.data_ptr() for key, buffer in opt._work.items()}
+    train(model, opt, range(2, 4))
+    assert {key: buffer.data_ptr() for key, buffer in opt._work.items()} == storage
+    assert len(storage) == len(list(model.parameters()))
+    assert all(set(s) == {"step", "exp_avg", "exp_avg_sq"} for s in opt.state_dict()["state"].values())
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_bfloat16_parameters_train(name: str) -> None:
     model = small_model(torch.bfloat16)

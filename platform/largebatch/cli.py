@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import warnings
 import sys
 from collections.abc import Callable, Sequence
 
 from largebatch import __version__
+from largebatch.dashboard.command import add_dashboard_command
 from largebatch.sweep.command import add_sweep_command
-from largebatch.train.command import add_train_command
+from largebatch.train.command import add_noise_scale_command, add_train_command
 from largebatch.train.runs import add_runs_command
 
 Command = Callable[[argparse.Namespace], int]
@@ -24,22 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"largebatch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_command(commands)
+    add_noise_scale_command(commands)
     add_runs_command(commands)
     add_sweep_command(commands)
+    add_dashboard_command(commands)
     return parser
 
 
-def _quiet_libraries() -> None:
-    """Keep the console to our own lines: Lightning's banners, tips and deprecation chatter are noise here."""
-    import lightning.pytorch  # noqa: F401  (it sets its loggers' levels on import; override after)
-
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Command | None = getattr(args, "run", None)

@@ -3,6 +3,10 @@
 LARS and LAMB write their algorithm once against :class:`ListOps`; ``foreach=True`` runs every line as one
 multi-tensor call per parameter bucket, ``foreach=False`` runs the very same arithmetic per parameter. Only
 the norms differ in reduction order, so the two paths agree to float rounding (tests check this).
+
+Every op but :meth:`ListOps.norms` works in place: an optimizer step streams the whole model once per op, so
+the algorithms keep their intermediates in persistent buffers and fold scalars into as few ops as possible
+(a fresh full-size temporary per step also costs page faults on CPU once the allocator has returned it).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ Tensors = Sequence[Tensor]
 
 
 class ListOps:
-    """Element-wise ops over lists of tensors; ``scale`` arguments may be a float or a list of 0-dim tensors."""
+    """In-place element-wise ops over lists of tensors; ``scale`` may be a float or one 0-dim tensor per x."""
 
     def __init__(self, foreach: bool) -> None:
         self.foreach = foreach
@@ -33,14 +37,16 @@ class ListOps:
             return torch.stack(torch._foreach_norm(xs, 2, dtype=dtype))
         return torch.stack([torch.linalg.vector_norm(x, dtype=dtype) for x in xs])
 
-    def add(self, xs: Tensors, ys: Tensors, alpha: float = 1.0) -> list[Tensor]:
-        """New tensors x + alpha·y (inputs untouched)."""
+    def copy_(self, xs: Tensors, ys: Tensors) -> None:
+        """x ← y."""
         if self.foreach:
-            return list(torch._foreach_add(xs, ys, alpha=alpha))
-        return [torch.add(x, y, alpha=alpha) for x, y in zip(xs, ys)]
+            torch._foreach_copy_(xs, ys)
+        else:
+            for x, y in zip(xs, ys):
+                x.copy_(y)
 
     def add_(self, xs: Tensors, ys: Tensors, alpha: float = 1.0) -> None:
-        """x += alpha·y in place."""
+        """x += alpha·y."""
         if self.foreach:
             torch._foreach_add_(xs, ys, alpha=alpha)
         else:
@@ -48,7 +54,7 @@ class ListOps:
                 x.add_(y, alpha=alpha)
 
     def add_scalar_(self, xs: Tensors, value: float) -> None:
-        """x += value in place."""
+        """x += value."""
         if self.foreach:
             torch._foreach_add_(xs, value)
         else:
@@ -56,7 +62,7 @@ class ListOps:
                 x.add_(value)
 
     def mul_(self, xs: Tensors, scale: float | Tensors) -> None:
-        """x *= scale in place; scale is one float or one 0-dim tensor per x."""
+        """x *= scale: one float, or one tensor per x (0-dim or shaped like x)."""
         if self.foreach:
             torch._foreach_mul_(xs, scale)
         elif isinstance(scale, float | int):
@@ -67,43 +73,33 @@ class ListOps:
                 x.mul_(s)
 
     def lerp_(self, xs: Tensors, ys: Tensors, weight: float) -> None:
-        """x += weight·(y − x) in place (an exponential moving average)."""
+        """x += weight·(y − x) (an exponential moving average)."""
         if self.foreach:
             torch._foreach_lerp_(xs, ys, weight)
         else:
             for x, y in zip(xs, ys):
                 x.lerp_(y, weight)
 
-    def addcmul_(self, xs: Tensors, ys: Tensors, zs: Tensors, value: float) -> None:
-        """x += value·y·z in place."""
+    def addcmul_(self, xs: Tensors, ys: Tensors, zs: Tensors, value: float = 1.0) -> None:
+        """x += value·y·z; a z may be a 0-dim tensor (a per-tensor scale that stays on the device)."""
         if self.foreach:
             torch._foreach_addcmul_(xs, ys, zs, value=value)
         else:
             for x, y, z in zip(xs, ys, zs):
                 x.addcmul_(y, z, value=value)
 
-    def sqrt(self, xs: Tensors) -> list[Tensor]:
-        """New tensors √x."""
+    def sqrt_(self, xs: Tensors) -> None:
+        """x ← √x."""
         if self.foreach:
-            return list(torch._foreach_sqrt(xs))
-        return [torch.sqrt(x) for x in xs]
-
-    def div_(self, xs: Tensors, ys: Tensors) -> None:
-        """x /= y in place."""
-        if self.foreach:
-            torch._foreach_div_(xs, ys)
+            torch._foreach_sqrt_(xs)
         else:
-            for x, y in zip(xs, ys):
-                x.div_(y)
+            for x in xs:
+                x.sqrt_()
 
-    def div(self, xs: Tensors, ys: Tensors) -> list[Tensor]:
-        """New tensors x / y."""
+    def reciprocal_(self, xs: Tensors) -> None:
+        """x ← 1/x."""
         if self.foreach:
-            return list(torch._foreach_div(xs, ys))
-        return [torch.div(x, y) for x, y in zip(xs, ys)]
-
-    def mul(self, xs: Tensors, scale: float | Tensor) -> list[Tensor]:
-        """New tensors scale·x; scale is a float or one 0-dim tensor shared by all."""
-        if self.foreach:
-            return list(torch._foreach_mul(xs, scale))
-        return [torch.mul(x, scale) for x in xs]
+            torch._foreach_reciprocal_(xs)
+        else:
+            for x in xs:
+                x.reciprocal_()

@@ -40,6 +40,21 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.foreach = True if foreach is None else bool(foreach)
         self._stats: list[LayerStats] = []
+        self._work: dict[int, Tensor] = {}
+
+    def _work_buffers(self, params: list[Tensor]) -> list[Tensor]:
+        """One scratch tensor like each parameter, reused every step and kept out of the ``state_dict``.
+
+        Its content does not survive a step, so resuming needs nothing from it; keeping it saves a full-size
+        allocation (and the page faults of touching fresh memory) per step.
+        """
+        buffers = []
+        for p in params:
+            buffer = self._work.get(id(p))
+            if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype or buffer.device != p.device:
+                buffer = self._work[id(p)] = torch.empty_like(p, memory_format=torch.preserve_format)
+            buffers.append(buffer)
+        return buffers
 
     def _init_state(self, param: Tensor) -> dict[str, Any]:
         raise NotImplementedError

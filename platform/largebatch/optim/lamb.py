@@ -109,28 +109,33 @@ class LAMB(LayerwiseOptimizer):
         beta1, beta2 = group["betas"]
         lr, wd, t = group["lr"], group["weight_decay"], bucket.step
         params, exp_avgs, exp_avg_sqs = bucket.params, bucket.state_list("exp_avg"), bucket.state_list("exp_avg_sq")
+        update = self._work_buffers(params)
 
         grads: list[Tensor] = bucket.grads
-        if self._grad_scale is not None:
-            grads = ops.mul(grads, self._grad_scale.to(params[0].device))
+        if self._grad_scale is not None:  # NVLAMB: the scaled gradient borrows the update buffer until r needs it
+            ops.copy_(update, grads)
+            ops.mul_(update, [self._grad_scale.to(params[0].device)] * len(update))
+            grads = update
 
         ops.lerp_(exp_avgs, grads, 1.0 - beta1)
         ops.mul_(exp_avg_sqs, beta2)
         ops.addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
 
-        # r = (m / bc1) / (sqrt(v / bc2) + eps) = m / (sqrt(v) + eps·sqrt(bc2)) · sqrt(bc2) / bc1
+        # r = (m / bc1) / (sqrt(v / bc2) + eps) = c·r' with r' = m / (sqrt(v) + eps·sqrt(bc2)), c = sqrt(bc2) / bc1.
+        # The buffer holds u' = r' + (λ/c)·x = u / c: c moves into the norm and the step instead of a pass of its own.
         bc1, bc2 = (1.0 - beta1**t, 1.0 - beta2**t) if group["bias_correction"] else (1.0, 1.0)
-        denom = ops.sqrt(exp_avg_sqs)
-        ops.add_scalar_(denom, group["eps"] * math.sqrt(bc2))
-        update = ops.div(exp_avgs, denom)
-        del denom
-        ops.mul_(update, math.sqrt(bc2) / bc1)
+        c = math.sqrt(bc2) / bc1
+        ops.copy_(update, exp_avg_sqs)
+        ops.sqrt_(update)
+        ops.add_scalar_(update, group["eps"] * math.sqrt(bc2))
+        ops.reciprocal_(update)
+        ops.mul_(update, exp_avgs)
         decoupled = group["weight_decay_mode"] == "decoupled"
         if wd != 0 and not decoupled:
-            ops.add_(update, params, alpha=wd)
+            ops.add_(update, params, alpha=wd / c)
 
         weight_norm = ops.norms(params)
-        update_norm = ops.norms(update)
+        update_norm = c * ops.norms(update)
         if group["adapt"]:
             ratio = trust_ratio(
                 weight_norm, update_norm,
@@ -141,6 +146,5 @@ class LAMB(LayerwiseOptimizer):
 
         if wd != 0 and decoupled:
             ops.mul_(params, 1.0 - lr * wd)
-        ops.mul_(update, list((-lr * ratio).to(params[0].dtype).unbind()))
-        ops.add_(params, update)
+        ops.addcmul_(params, update, list((-lr * c * ratio).to(params[0].dtype).unbind()))  # x −= η·ratio·c·u'
         return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio)

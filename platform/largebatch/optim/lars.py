@@ -88,11 +88,26 @@ class LARS(LayerwiseOptimizer):
     def _update(self, group: dict[str, Any], bucket: Bucket, ops: ListOps) -> LayerStats:
         lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
         params, grads = bucket.params, bucket.grads
+        dtype = params[0].dtype
 
-        direction = ops.add(grads, params, alpha=wd) if wd != 0 else ops.mul(grads, 1.0)  # d = g + βw
+        def add_direction_(targets: list[Tensor], scale: Tensor) -> None:
+            """targets += scale·d with d = g + βw, d never materialised (scale: one value per layer).
+
+            The βw term goes first, so that ``targets`` may be the parameters themselves.
+            """
+            if wd != 0:
+                ops.addcmul_(targets, params, list((scale * wd).to(dtype).unbind()))
+            ops.addcmul_(targets, grads, list(scale.to(dtype).unbind()))
+
         weight_norm = ops.norms(params)
         grad_norm = ops.norms(grads)
-        update_norm = grad_norm + wd * weight_norm if group["denominator"] == "paper" else ops.norms(direction)
+        if group["denominator"] == "paper":
+            update_norm = grad_norm + wd * weight_norm
+        else:
+            direction = self._work_buffers(params)
+            ops.copy_(direction, grads)
+            ops.add_(direction, params, alpha=wd)
+            update_norm = ops.norms(direction)
         if group["adapt"]:
             ratio = trust_ratio(weight_norm, update_norm, coefficient=group["trust_coefficient"], eps=group["eps"])
             if group["trust_clip"] and lr > 0:
@@ -101,16 +116,17 @@ class LARS(LayerwiseOptimizer):
             ratio = torch.ones_like(weight_norm)
 
         inside = group["lr_placement"] == "momentum"
-        scale = (lr * ratio if inside else ratio).to(params[0].dtype)
-        ops.mul_(direction, list(scale.unbind()))  # d ← (γ)·λ·d
-        if momentum != 0:
+        scale, step_lr = (lr * ratio, 1.0) if inside else (ratio, lr)  # v gets scale·d; w −= step_lr·v
+        if momentum == 0:
+            add_direction_(params, -step_lr * scale)
+        else:
             buffers = bucket.state_list("momentum_buffer")
             first_torch_step = not inside and bucket.step == 1
             ops.mul_(buffers, momentum)
-            ops.add_(buffers, direction, alpha=1.0 if first_torch_step else 1.0 - group["dampening"])
-            if group["nesterov"]:
-                ops.add_(direction, buffers, alpha=momentum)
+            add_direction_(buffers, scale if first_torch_step else (1.0 - group["dampening"]) * scale)
+            if group["nesterov"]:  # w −= step_lr·(scale·d + m·v)
+                add_direction_(params, -step_lr * scale)
+                ops.add_(params, buffers, alpha=-step_lr * momentum)
             else:
-                direction = buffers
-        ops.add_(params, direction, alpha=-1.0 if inside else -lr)
+                ops.add_(params, buffers, alpha=-step_lr)
         return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from typing import Any
+
+
+def quiet_libraries() -> None:
+    """Keep the console to our own lines: Lightning's banners, tips and deprecation chatter are noise here."""
+    import lightning.pytorch  # noqa: F401  (it sets its loggers' levels on import; override after)
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 def add_train_command(subparsers: Any) -> None:
@@ -25,6 +36,7 @@ def run_train(args: argparse.Namespace) -> int:
     from largebatch.train.runner import train
     from largebatch.train.runs import resolve_run
 
+    quiet_libraries()
     overrides = list(args.overrides) + ([f"tracking.runs_root={args.runs_root}"] if args.runs_root else [])
     try:
         config = load_experiment(args.experiment, overrides)
@@ -71,6 +83,7 @@ def run_noise_scale(args: argparse.Namespace) -> int:
     from largebatch.train.config import ConfigError, load_experiment
     from largebatch.train.runner import train
 
+    quiet_libraries()
     overrides = [*args.overrides, f"budget={{steps: {args.steps}}}", "tracking.wandb.mode=disabled"]
     overrides += [f"tracking.runs_root={args.runs_root}"] if args.runs_root else []
     try:

@@ -109,7 +109,7 @@ def _open_store(config: ExperimentConfig, plan: BatchPlan, run_dir: str | Path |
     directory in ``LARGEBATCH_RUN_DIR`` (inherited by those ranks), so all ranks share one run.
     """
     shared = os.environ.get(RUN_DIR_ENV)
-    if shared and int(os.environ.get("LOCAL_RANK", "0")) > 0:
+    if shared and max(int(os.environ.get(var) or 0) for var in ("RANK", "LOCAL_RANK")) > 0:
         return RunStore.open(shared), True
     if resume:
         if run_dir is None:

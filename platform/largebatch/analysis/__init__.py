@@ -1,0 +1,49 @@
+"""Analysis of stored results with pandas: tidy tables, then one function per scaling/sensitivity view.
+
+    from largebatch.analysis import load_results, generalization_gap, steps_to_target
+
+    results = load_results(["runs/quickstart"])           # runs, sweeps or run directories, any mix
+    generalization_gap(results.finished())                  # one row per optimizer × batch size
+    steps_to_target(results.finished(), results.history, metric="val/acc", target=0.6)
+
+Modules: ``tables`` (loading: runs, history, layers), ``cells`` (series × batch-size cells, best run per cell),
+``generalization`` (gap vs batch size), ``sensitivity`` (lr × batch heat map, good-lr band), ``importance``
+(Optuna studies and named evaluators), ``steps`` (steps/examples to a target, perfect scaling), ``trust``
+(per-layer trust ratios), ``lr_scaling`` (best lr vs the linear and sqrt rules, fitted exponent), ``curves``.
+Every view takes a runs table (and the history or layer table where it needs one) and returns a DataFrame, so
+views work on any subset of runs. Nothing here imports Ray or Lightning.
+"""
+
+from largebatch.analysis.cells import best_in_cells, with_series
+from largebatch.analysis.curves import curves
+from largebatch.analysis.generalization import generalization_gap
+from largebatch.analysis.importance import EVALUATORS, NamedStudy, param_importance, runs_study, studies
+from largebatch.analysis.lr_scaling import fit_power_law, lr_scaling
+from largebatch.analysis.sensitivity import good_lr_band, lr_batch_grid
+from largebatch.analysis.steps import first_reaching, steps_to_target
+from largebatch.analysis.tables import Results, direction, load_results
+from largebatch.analysis.trust import select_runs, trust_ratio_at_init, trust_ratio_history
+
+__all__ = [
+    "EVALUATORS",
+    "NamedStudy",
+    "Results",
+    "best_in_cells",
+    "curves",
+    "direction",
+    "first_reaching",
+    "fit_power_law",
+    "generalization_gap",
+    "good_lr_band",
+    "load_results",
+    "lr_batch_grid",
+    "lr_scaling",
+    "param_importance",
+    "runs_study",
+    "select_runs",
+    "steps_to_target",
+    "studies",
+    "trust_ratio_at_init",
+    "trust_ratio_history",
+    "with_series",
+]

@@ -1,0 +1,72 @@
+"""Steps (and examples) to reach a target validation metric vs batch size (Shallue et al. 2019, "Measuring the
+Effects of Data Parallelism on Neural Network Training", JMLR 20(112), arXiv:1811.03600).
+
+S(B) is the earliest optimizer step at which *any* run of batch size B reaches the target (``>= target`` when
+maximising, ``<= target`` when minimising), i.e. the best tuned trial; E(B) = B·S(B) are the training examples
+seen; a run that later diverged counts if it reached the target first. The perfect-scaling reference of each
+series is S_ref(B) = S(B0)·B0/B with B0 its smallest batch size that reached the target (slope −1 on log-log
+axes; E_ref is flat), and ``efficiency`` = S_ref(B)/S(B) (1 = perfect scaling). S(B) is only as fine as the
+metric's logging interval (e.g. once per epoch for ``val/acc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from largebatch.analysis.cells import BATCH, DEFAULT_BY, with_series
+from largebatch.analysis.tables import direction
+
+COLUMNS = (
+    "series",
+    BATCH,
+    "steps",
+    "samples",
+    "reached",
+    "run_id",
+    "lr",
+    "n_trials",
+    "n_reached",
+    "perfect_steps",
+    "perfect_samples",
+    "efficiency",
+)
+
+
+def first_reaching(history: pd.DataFrame, metric: str, target: float, mode: str | None = None) -> pd.DataFrame:
+    """Per run: the first ``step`` (and its ``samples``) at which ``metric`` reaches ``target``; runs that never
+    reach it are absent."""
+    values = history[history["metric"] == metric]
+    hit = values["value"] >= target if direction(metric, mode) == "max" else values["value"] <= target
+    first = values[hit].sort_values("step", kind="stable").drop_duplicates("run_id")
+    return first[["run_id", "step", "samples"]].reset_index(drop=True)
+
+
+def steps_to_target(
+    runs: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    metric: str = "val/acc",
+    target: float,
+    mode: str | None = None,
+    by: Sequence[str] = DEFAULT_BY,
+) -> pd.DataFrame:
+    """One row per (series, batch size): S(B) as ``steps``, E(B) as ``samples``, the run that got there first
+    (``run_id``, ``lr``), how many runs did, and the perfect-scaling reference (see the module docstring).
+    Batch sizes where no run reached the target keep a row with ``reached`` False and NaN steps."""
+    runs = with_series(runs, by)
+    first = first_reaching(history[history["run_id"].isin(runs["run_id"])], metric, target, mode)
+    reached = runs.merge(first, on="run_id").sort_values("step", kind="stable")  # ties: the earliest started run
+    best = reached.drop_duplicates(["series", BATCH]).set_index(["series", BATCH])
+    counts = runs.groupby(["series", BATCH]).agg(n_trials=("run_id", "size"))
+    counts["n_reached"] = reached.groupby(["series", BATCH]).size().reindex(counts.index, fill_value=0)
+    table = counts.join(best[["step", "samples", "run_id", "lr"]]).reset_index().rename(columns={"step": "steps"})
+    table["reached"] = table["steps"].notna()
+    reference = table[table["reached"]].sort_values(BATCH).drop_duplicates("series").set_index("series")
+    base = (reference["steps"] * reference[BATCH]).reindex(table["series"]).to_numpy(dtype=float)
+    table["perfect_steps"] = base / table[BATCH]
+    table["perfect_samples"] = base
+    table["efficiency"] = table["perfect_steps"] / table["steps"].astype(float)
+    table = table.assign(metric=metric, target=target)
+    return table[[*COLUMNS, "metric", "target"]].sort_values(["series", BATCH], kind="stable").reset_index(drop=True)

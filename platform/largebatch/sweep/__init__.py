@@ -1,0 +1,25 @@
+"""Sweeps: many runs of one experiment over a grid × sampled keys, with Ray Tune, Optuna and W&B (offline).
+
+    from largebatch.sweep import load_sweep, SweepFolder, sweep_table
+    from largebatch.sweep.launch import run_sweep        # imports Ray
+
+    sweep = load_sweep("sweeps/quickstart.yaml")           # every trial's experiment validated here
+    folder = SweepFolder.of("runs", sweep.name)
+    run_sweep(sweep, folder)                               # or: largebatch sweep sweeps/quickstart.yaml
+    sweep_table(folder)                                    # or: largebatch sweep status quickstart
+
+Modules, bottom up: ``config`` (the sweep file schema), ``space`` (grid cells, sampled keys, each trial's
+experiment), ``folder`` (the results folder), ``status`` (the trials table, without Ray), ``reporting`` (the
+Lightning callback reporting to Tune), ``resources`` (per-trial CPUs/GPUs from the cluster), ``search``
+(OptunaSearch or random search, ASHA; how grid × Optuna works is documented there), ``trial`` (the Tune
+function trainable, single-process or Ray Train data-parallel), ``progress`` (trial index and live table),
+``cluster`` (local or existing Ray cluster), ``launch`` (Tuner, resume), ``command`` (the CLI).
+This package imports ``largebatch.train``; nothing in ``largebatch.train`` knows about sweeps.
+"""
+
+from largebatch.sweep.config import SweepConfig
+from largebatch.sweep.folder import SweepFolder
+from largebatch.sweep.space import Sweep, load_sweep
+from largebatch.sweep.status import sweep_table
+
+__all__ = ["Sweep", "SweepConfig", "SweepFolder", "load_sweep", "sweep_table"]

@@ -1,0 +1,58 @@
+"""The trials of a sweep as a table, from its results folder alone (no Ray import): ``largebatch sweep status``.
+
+Rows come from the trial index (state, failures, the settings each trial was given) joined with the trials' run
+directories (status, steps, final and best metrics; :func:`largebatch.train.runs.runs_table`), so trials that
+never wrote a run still appear, and runs written without an index entry too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from largebatch.sweep.folder import SweepFolder
+from largebatch.sweep.space import Sweep, extremes
+from largebatch.train.runs import flatten, format_runs_table, runs_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def setting_keys(sweep: Sweep) -> list[str]:
+    """The experiment keys a sweep varies, as ``runs_table`` columns (mappings flattened): grid keys (every
+    bundle's keys), then sampled keys."""
+    settings = [axis.settings(chosen) for axis in sweep.axes for chosen in axis.values.labels]
+    settings += [{key: value} for key, dist in sweep.config.sample.items() for value in extremes(dist)]
+    return list(dict.fromkeys(key for setting in settings for key in flatten(setting)))
+
+
+def sweep_table(folder: SweepFolder) -> pd.DataFrame:
+    """One row per trial: ``run_id`` (the trial id), ``state``, ``failures``, settings, then the run's columns."""
+    import pandas as pd
+
+    sweep = folder.read_sweep()
+    index = pd.DataFrame([
+        {"run_id": trial_id, "state": entry["state"], "failures": entry.get("failures", 0),
+         **flatten(sweep.settings(entry["params"]))}
+        for trial_id, entry in folder.read_trials().items()
+    ])
+    runs = runs_table(folder.runs_dir) if folder.runs_dir.is_dir() else pd.DataFrame(columns=["run_id", "status"])
+    if index.empty:
+        table = runs.assign(state=runs["status"])
+    else:
+        table = index.set_index("run_id").combine_first(runs.set_index("run_id")).reset_index()
+        table["state"] = table["state"].fillna(table["status"])
+    order = [c for c in ("started", "run_id") if c in table.columns]
+    return table.sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def format_sweep_status(folder: SweepFolder) -> str:
+    """``largebatch sweep status``: a line of counts by state, then the trials table."""
+    sweep = folder.read_sweep()
+    table = sweep_table(folder)
+    if table.empty:
+        return f"sweep {sweep.name}: no trials yet ({folder.root})"
+    metric = sweep.config.metric
+    wanted = ["run_id", "state", *setting_keys(sweep), "steps", f"final.{metric}", f"best.{metric}", "wall_time_s"]
+    counts = table["state"].value_counts()
+    line = f"sweep {sweep.name}: {len(table)} trials (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")"
+    return line + "\n" + format_runs_table(table, [c for c in wanted if c in table.columns])

@@ -1,0 +1,80 @@
+"""The Ray Tune function trainable: one trial = one ``largebatch.train.runner.train`` run.
+
+The trial's run directory is ``<sweep folder>/runs/<Tune trial id>``, an absolute path outside Ray's temporary
+trial folders. When that directory already holds a run (a retry after a failure, or a trial left unfinished by
+an interrupted sweep and resumed), training resumes it: from ``checkpoints/last.ckpt`` when there is one, else
+from step 0 with the earlier rows kept in the files and superseded (see ``largebatch.train.store``). A run that
+already finished (completed or diverged) is not trained again: its stored outcome is reported, which keeps a
+sweep killed before Tune saved its latest state from repeating finished trials.
+
+With ``devices_per_trial`` = 1 the run trains inside the trial's actor. With n > 1 the trial drives a Ray Train
+``TorchTrainer`` of n workers, each running the same ``train`` with Lightning's ``RayDDPStrategy`` and
+``RayLightningEnvironment``; rank 0's reports reach Tune through ``TuneReportCallback``. Training code lives in
+:mod:`largebatch.sweep.training`, imported only by the processes that train.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from largebatch.sweep.folder import FINISHED, SweepFolder
+from largebatch.sweep.reporting import finished_result
+from largebatch.sweep.resources import TrialResources
+from largebatch.sweep.space import Sweep
+from largebatch.train.store import CONFIG, RunStore
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial of a sweep shares (sent once to the cluster with ``tune.with_parameters``)."""
+
+    sweep: Sweep
+    folder: SweepFolder
+    resources: TrialResources
+
+
+def run_trial(params: dict[str, Any], spec: TrialSpec) -> None:
+    """Tune's entry point for one trial with ``params`` (grid labels and sampled values)."""
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    run_dir = spec.folder.runs_dir / trial_id
+    if run_dir.exists() and not (run_dir / CONFIG).is_file():
+        shutil.rmtree(run_dir)  # an attempt that stopped before writing anything a resume could use
+    resume = run_dir.exists()
+    if resume and (summary := RunStore.open(run_dir).read_summary())["status"] in FINISHED:
+        tune.report(finished_result(summary, spec.sweep.config.metric, spec.sweep.config.mode))
+        return  # finished before the sweep's own record caught up (e.g. the sweep was killed): not trained again
+    if spec.resources.workers == 1:
+        from largebatch.sweep.training import train_trial
+
+        train_trial(params, spec.sweep, run_dir, resume, tune.report)
+    else:
+        _run_data_parallel(params, spec, run_dir, resume, trial_id)
+
+
+def _rank(config: dict[str, Any]) -> None:
+    """A data-parallel trial's Ray Train worker (see :func:`largebatch.sweep.training.train_rank`)."""
+    from largebatch.sweep.training import train_rank
+
+    train_rank(config)
+
+
+def _run_data_parallel(params: dict[str, Any], spec: TrialSpec, run_dir: Path, resume: bool, trial_id: str) -> None:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    r = spec.resources
+    trainer = TorchTrainer(
+        _rank,
+        train_loop_config={"params": params, "sweep": spec.sweep, "run_dir": str(run_dir), "resume": resume},
+        scaling_config=ray.train.ScalingConfig(num_workers=r.workers, use_gpu=r.gpu > 0,
+                                               resources_per_worker={"CPU": r.cpu, "GPU": r.gpu}),
+        run_config=ray.train.RunConfig(name=f"train-{trial_id}", storage_path=str(spec.folder.ray_dir / "train"),
+                                       callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
