@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -61,8 +62,10 @@ def test_amp_training_run_on_gpu(precision: str, tmp_path: Path) -> None:
     from largebatch.train.runner import train
 
     config = load_experiment(EXPERIMENTS / "mnist1d_cnn.yaml", [
-        "data.options.num_samples=2000", "budget={epochs: 3}", f"trainer.precision={precision}",
+        "data.options.num_samples=2000", "budget={epochs: 10}", f"trainer.precision={precision}",
         f"tracking.runs_root={tmp_path}", "tracking.wandb.mode=disabled"])
     result = train(config)
     assert result.status == "completed"
-    assert result.summary["eval"]["val_acc"] > 0.2
+    losses = pd.read_csv(result.run_dir / "metrics.csv").query("name == 'train/loss'")["value"]
+    assert losses.iloc[-3:].mean() < losses.iloc[:3].mean()  # it learns (fp32 on CPU: val acc ~0.29 here)
+    assert result.summary["eval"]["val_acc"] > 0.15
