@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from largebatch.analysis.cells import DEFAULT_BY
 from largebatch.analysis.curves import AXES
 from largebatch.analysis.importance import DEFAULT_PARAMS, EVALUATORS
-from largebatch.train.config import ConfigError, read_yaml
+from largebatch.train.config import ConfigError, format_errors, read_yaml
 
 Mode = Literal["max", "min"] | None
 Filters = dict[str, list[Any]]
@@ -195,26 +195,13 @@ def _key(loc: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
-def _format_errors(err: ValidationError, source: str, data: Any) -> str:
-    lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        key = _key(loc)
-        if e["type"] == "extra_forbidden":
-            where = tuple(p for p in loc[:-1] if p not in VIEWS)
-            lines.append(f"{source}: unknown key '{key}'; allowed keys here: {', '.join(_allowed(where, data))}")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{key}'")
-        elif e["type"] == "union_tag_not_found":
-            lines.append(f"{source}: missing required key '{key}.view'; allowed views: {', '.join(VIEWS)}")
-        elif e["type"] == "union_tag_invalid":
-            got = e["input"].get("view") if isinstance(e["input"], Mapping) else e["input"]
-            lines.append(f"{source}: key '{key}.view': unknown view {got!r}; allowed views: {', '.join(VIEWS)}")
-        elif not loc:
-            lines.append(f"{source}: {e['msg'].removeprefix('Value error, ')}")
-        else:
-            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+def _view_error(e: dict[str, Any], key: str) -> str | None:
+    if e["type"] == "union_tag_not_found":
+        return f"missing required key '{key}.view'; allowed views: {', '.join(VIEWS)}"
+    if e["type"] == "union_tag_invalid":
+        got = e["input"].get("view") if isinstance(e["input"], Mapping) else e["input"]
+        return f"key '{key}.view': unknown view {got!r}; allowed views: {', '.join(VIEWS)}"
+    return None
 
 
 def validate_dashboard(data: Mapping[str, Any], source: str) -> DashboardConfig:
@@ -222,7 +209,9 @@ def validate_dashboard(data: Mapping[str, Any], source: str) -> DashboardConfig:
     try:
         return DashboardConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source, data)) from None
+        raise ConfigError(format_errors(
+            err, source, key=_key, special=_view_error,
+            allowed_keys=lambda loc: _allowed(tuple(p for p in loc if p not in VIEWS), data))) from None
 
 
 def load_dashboard(path: str | Path) -> DashboardConfig:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from largebatch.train.config import BudgetConfig, ConfigError, read_yaml
+from largebatch.train.config import BudgetConfig, ConfigError, format_errors, read_yaml
 
 # What the sweep's reporter sends to Ray Tune at each epoch end (see largebatch.sweep.reporting).
 METRICS = ("val/acc", "val/loss", "gen_gap", "loss_gap", "gap/train_acc", "gap/train_loss", "gap/val_acc",
@@ -169,22 +169,11 @@ def _key(loc: Sequence[str | int]) -> str:
     return ".".join(str(p) for p in parts) or "(top level)"
 
 
-def _format_errors(err: ValidationError, source: str, data: Any) -> str:
-    lines = []
-    for e in err.errors():
-        key = _key(e["loc"])
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(_section_fields(e["loc"][:-1], data))
-            lines.append(f"{source}: unknown key '{key}'; allowed keys here: {allowed}")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{key}'")
-        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            got = e["input"].get("distribution") if isinstance(e["input"], Mapping) else e["input"]
-            allowed = ", ".join(DISTRIBUTIONS)
-            lines.append(f"{source}: key '{key}': 'distribution' must be one of {allowed} (got {got!r})")
-        else:
-            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+def _distribution_error(e: dict[str, Any], key: str) -> str | None:
+    if e["type"] not in ("union_tag_invalid", "union_tag_not_found"):
+        return None
+    got = e["input"].get("distribution") if isinstance(e["input"], Mapping) else e["input"]
+    return f"key '{key}': 'distribution' must be one of {', '.join(DISTRIBUTIONS)} (got {got!r})"
 
 
 def validate_sweep(data: Mapping[str, Any], source: str) -> SweepConfig:
@@ -192,7 +181,8 @@ def validate_sweep(data: Mapping[str, Any], source: str) -> SweepConfig:
     try:
         return SweepConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source, data)) from None
+        raise ConfigError(format_errors(err, source, key=_key, allowed_keys=lambda loc: _section_fields(loc, data),
+                                        special=_distribution_error)) from None
 
 
 def load_sweep_file(path: str | Path, name: str | None = None) -> tuple[SweepConfig, dict[str, Any]]:

@@ -8,7 +8,7 @@ allowed values. ``resolved()`` is what a run saves next to its results.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,19 +163,39 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
     return sorted(getattr(current, "model_fields", {}))
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def format_errors(
+    err: ValidationError,
+    source: str,
+    *,
+    key: Callable[[tuple[Any, ...]], str],
+    allowed_keys: Callable[[tuple[Any, ...]], Sequence[str]],
+    special: Callable[[dict[str, Any], str], str | None] | None = None,
+) -> str:
+    """One line per pydantic error, naming ``source`` and the dotted key (shared by every YAML schema).
+
+    ``key`` renders an error location, ``allowed_keys`` lists the fields of the section holding an unknown key,
+    and ``special`` may phrase an error type of its own (e.g. a tagged union) or return None.
+    """
     lines = []
     for e in err.errors():
-        loc = [p for p in e["loc"] if p not in ("function-after",)]
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(ExperimentConfig, loc[:-1])
-            lines.append(f"{source}: unknown key '{key}'; allowed keys here: {', '.join(allowed)}")
+        loc = tuple(e["loc"])
+        name = key(loc)
+        message = special(e, name) if special is not None else None
+        if message is not None:
+            lines.append(f"{source}: {message}")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{name}'; allowed keys here: {', '.join(allowed_keys(loc[:-1]))}")
         elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{key}'")
+            lines.append(f"{source}: missing required key '{name}'")
+        elif not loc:
+            lines.append(f"{source}: {e['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"{source}: key '{name}': {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p != "function-after") or "(top level)"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -212,7 +232,8 @@ def validate(data: Mapping[str, Any], source: str = "<config>") -> ExperimentCon
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
+        raise ConfigError(format_errors(err, source, key=_dotted,
+                                        allowed_keys=lambda loc: _allowed_keys(ExperimentConfig, loc))) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
