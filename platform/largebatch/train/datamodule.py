@@ -45,7 +45,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.effective_batch_size = plan.batch_size
         self.transform = MaskedLMTransform.from_meta(splits.meta) if splits.meta.get("task") == "mlm" else None
-        self.device = torch.device("cpu")
+        self._gap_subset: Batch | None = None
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -75,7 +75,10 @@ class TensorDataModule(pl.LightningDataModule):
         return None if self.splits.test is None else self._eval(self.splits.test, 2)
 
     def gap_train_batches(self) -> EpochBatches:
-        """A fixed, seeded training subset the size of the validation set."""
-        n_val, n_train = len(self.splits.val[0]), len(self.splits.train[0])
-        rows = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.seed + 3))[: min(n_val, n_train)]
-        return self._eval(tuple(t[rows] for t in self.splits.train), 3)
+        """A fixed, seeded training subset the size of the validation set (gathered once, reused every epoch)."""
+        if self._gap_subset is None:
+            n_val, n_train = len(self.splits.val[0]), len(self.splits.train[0])
+            generator = torch.Generator().manual_seed(self.seed + 3)
+            rows = torch.randperm(n_train, generator=generator)[: min(n_val, n_train)]
+            self._gap_subset = tuple(t[rows] for t in self.splits.train)
+        return self._eval(self._gap_subset, 3)

@@ -101,8 +101,8 @@ def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningMod
     return TensorDataModule(splits, plan, config.seed), module, plan
 
 
-def _open_store(config: ExperimentConfig, plan: BatchPlan, run_dir: str | Path | None,
-                resume: bool) -> tuple[RunStore, bool]:
+def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str | Path | None,
+                resume: bool, devices: int) -> tuple[RunStore, bool]:
     """The run's store, and whether this process is a re-launched DDP rank (which must not write it).
 
     Lightning's DDP launcher re-runs the command once per extra device; the first process records its run
@@ -120,10 +120,10 @@ def _open_store(config: ExperimentConfig, plan: BatchPlan, run_dir: str | Path |
             store = RunStore.create(Path(run_dir).parent, config.name, run_id=Path(run_dir).name)
         else:
             store = RunStore.create(config.tracking.runs_root, config.name)
-        store.write_config({**config.resolved(), "plan": plan.as_dict()})
+        store.write_config(resolved)
         store.write_provenance(seed=config.seed)
     store.write_summary(status="running", run_id=store.run_id, name=config.name)
-    if plan.devices > 1:
+    if devices > 1:
         os.environ[RUN_DIR_ENV] = str(store.path.resolve())
     return store, False
 
@@ -143,8 +143,8 @@ def train(
     launcher's own strategy and cluster-environment plugins).
     """
     data, module, plan = prepare(config)
-    store, is_child = _open_store(config, plan, run_dir, resume)
     resolved = {**config.resolved(), "plan": plan.as_dict()}
+    store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices)
 
     checkpoint = store.path / "checkpoints" / CHECKPOINT
     loggers: list[Any] = [RunStoreLogger(store)]
