@@ -3,8 +3,12 @@
 Three parameter sets are measured in the same run: ``small`` (~100k params in 98 tensors), ``resnet18``
 (ResNet-18's 62 tensor shapes, 11.7M params) and ``bert`` (BERT-base's 199 shapes, 109.5M params).
 Gradients are random and fixed; each implementation steps ``--warmup`` times, then ``--repeats`` timed steps.
+With ``--rounds N`` every implementation is measured N times, interleaved (round r starts the list at a
+different implementation), so that load from other processes hits all of them alike; the table shows the
+median over rounds and the spread (min–max of the per-round medians), and ratios are paired per round.
 
     python benchmarks/optimizer_step.py                      # CPU, all sets
+    python benchmarks/optimizer_step.py --rounds 5 --threads 2
     python benchmarks/optimizer_step.py --device cuda --sets resnet18,bert
 """
 
@@ -12,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import torch
 
 from largebatch.optim import LAMB, LARS
+from largebatch.optim._fused_cpu import kernels
 from largebatch.optim.peers import timm_optimizer
 
 
@@ -57,9 +64,11 @@ def implementations() -> dict[str, Callable[[list[torch.Tensor]], torch.optim.Op
         "torch AdamW fused": lambda p: torch.optim.AdamW(p, lr=1e-3, fused=True),
         "torch AdamW foreach": lambda p: torch.optim.AdamW(p, lr=1e-3, foreach=True),
         "torch SGD momentum foreach": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, foreach=True),
-        "largebatch LAMB": lambda p: LAMB(p, lr=1e-3),
+        "largebatch LAMB fused": lambda p: LAMB(p, lr=1e-3, fused=True),
+        "largebatch LAMB foreach": lambda p: LAMB(p, lr=1e-3, fused=False),
         "largebatch LAMB per-param": lambda p: LAMB(p, lr=1e-3, foreach=False),
-        "largebatch LARS": lambda p: LARS(p, lr=0.1, momentum=0.9, weight_decay=1e-4),
+        "largebatch LARS fused": lambda p: LARS(p, lr=0.1, momentum=0.9, weight_decay=1e-4, fused=True),
+        "largebatch LARS foreach": lambda p: LARS(p, lr=0.1, momentum=0.9, weight_decay=1e-4, fused=False),
         "largebatch LARS per-param": lambda p: LARS(p, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=False),
     }
     try:
@@ -99,14 +108,48 @@ def time_steps(opt: torch.optim.Optimizer, device: torch.device, warmup: int, re
     return statistics.median(times) * 1e3
 
 
+def measure(
+    impls: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]], set_names: list[str],
+    device: torch.device, args: argparse.Namespace,
+) -> dict[str, dict[str, list[float]]]:
+    """Per implementation and set, the median ms/step of each round (implementations interleaved per round)."""
+    results: dict[str, dict[str, list[float]]] = {name: {s: [] for s in set_names} for name in impls}
+    names = list(impls)
+    for round_index in range(args.rounds):
+        for set_name in set_names:
+            shapes = SETS[set_name]()
+            gen = torch.Generator().manual_seed(0)
+            base = [torch.randn(s, generator=gen) * 0.05 for s in shapes]
+            grads = [(torch.randn(s, generator=gen) * 1e-3).to(device) for s in shapes]
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                params = [torch.nn.Parameter(p.clone().to(device)) for p in base]
+                for p, g in zip(params, grads):
+                    p.grad = g
+                results[name][set_name].append(time_steps(impls[name](params), device, args.warmup, args.repeats))
+                del params
+            print(f"# round {round_index + 1}/{args.rounds}: {set_name} done", file=sys.stderr, flush=True)
+    return results
+
+
+def cell(values: list[float]) -> str:
+    """Median, with the min–max spread when there are several rounds."""
+    median = statistics.median(values)
+    return f"{median:.2f}" if len(values) == 1 else f"{median:.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="small,resnet18,bert", help=f"comma list of {', '.join(SETS)}")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved measurements of every implementation")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     parser.add_argument("--only", default="", help="comma list of substrings of implementation names to run")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     impls = implementations()
     if args.only:
@@ -115,36 +158,44 @@ def main() -> None:
     unknown = [s for s in set_names if s not in SETS]
     if unknown:
         parser.error(f"unknown --sets {unknown}; allowed: {', '.join(SETS)}")
+    if any("fused" in name and "largebatch" in name for name in impls):
+        kernels()  # build (or load) the fused kernels before anything is timed
 
-    results: dict[str, dict[str, float]] = {name: {} for name in impls}
+    results = measure(impls, set_names, device, args)
     described = []
     for set_name in set_names:
         shapes = SETS[set_name]()
-        gen = torch.Generator().manual_seed(0)
-        base = [torch.randn(s, generator=gen) * 0.05 for s in shapes]
-        grads = [torch.randn(s, generator=gen) * 1e-3 for s in shapes]
-        described.append(f"{set_name}: {sum(p.numel() for p in base) / 1e6:.2f}M params in {len(shapes)} tensors")
-        for name, make in impls.items():
-            params = [torch.nn.Parameter(p.clone().to(device)) for p in base]
-            for p, g in zip(params, grads):
-                p.grad = g.to(device)
-            results[name][set_name] = time_steps(make(params), device, args.warmup, args.repeats)
-            del params
-
+        numel = sum(math.prod(s) for s in shapes)
+        described.append(f"{set_name}: {numel / 1e6:.2f}M params in {len(shapes)} tensors")
     name = f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-    print(f"# optimizer step, median ms/step over {args.repeats} steps; {name}; torch {torch.__version__}; "
+    print(f"# optimizer step, median ms/step over {args.repeats} steps, {args.rounds} interleaved round(s) "
+          f"(spread: min–max of the round medians); {name}; torch {torch.__version__}; "
           f"threads {torch.get_num_threads()}")
     print("# " + "; ".join(described))
-    ref = results.get("torch AdamW fused", {})
+
+    def ratios(impl: str, ref: str, s: str) -> list[float]:
+        if ref not in results:
+            return [float("nan")]
+        return [a / b for a, b in zip(results[impl][s], results[ref][s])]
+
     header = "| implementation | " + " | ".join(f"{s} ms | {s} ×AdamW-fused" for s in set_names) + " |"
     print(header)
     print("|" + "---|" * (1 + 2 * len(set_names)))
     for impl, row in results.items():
         cells = []
         for s in set_names:
-            ratio = row[s] / ref[s] if s in ref else float("nan")
-            cells += [f"{row[s]:.2f}", f"{ratio:.2f}"]
+            cells += [cell(row[s]), cell(ratios(impl, "torch AdamW fused", s))]
         print(f"| {impl} | " + " | ".join(cells) + " |")
+
+    targets = [(impl, ref) for impl, ref in (("largebatch LAMB fused", "torch AdamW fused"),
+                                             ("largebatch LARS fused", "torch SGD momentum foreach"))
+               if impl in results and ref in results]
+    if targets:
+        print("\n# targets (≤ 1.5): paired per-round ratio, median (min–max)")
+        print("| ratio | " + " | ".join(set_names) + " |")
+        print("|" + "---|" * (1 + len(set_names)))
+        for impl, ref in targets:
+            print(f"| {impl} / {ref} | " + " | ".join(cell(ratios(impl, ref, s)) for s in set_names) + " |")
 
 
 if __name__ == "__main__":

@@ -333,3 +333,72 @@ def test_throughput_cadence_and_summary() -> None:
 def test_invalid_settings_are_rejected(make: Callable[[], pl.Callback]) -> None:
     with pytest.raises(ValueError):
         make()
+
+
+class RowsSeen(pl.Callback):
+    """How many ``grad_norm/global`` rows the recorder had received when each batch ended."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.seen: list[int] = []
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.seen.append(len(self.recorder.series("grad_norm/global")))
+
+
+def test_held_values_are_flushed_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from largebatch.train.callbacks import _emit
+
+    monkeypatch.setattr(_emit, "FLUSH_EVERY_N_STEPS", 3)
+    recorder = Recorder()
+    seen = RowsSeen(recorder)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=recorder, max_steps=7, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[GradNormMonitor(every_n_steps=1), seen])
+    trainer.fit(Net("sgd"), datamodule=Data(n_batches=10))
+    assert seen.seen == [0, 0, 3, 3, 3, 6, 6]  # blocks of 3 steps; the 7th arrives when training ends
+    assert sorted(recorder.series("grad_norm/global")) == [1, 2, 3, 4, 5, 6, 7]
+
+
+class Crash(pl.Callback):
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == 4:
+            raise RuntimeError("injected failure")
+
+
+def test_held_values_are_flushed_when_training_fails() -> None:
+    recorder = Recorder()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=recorder, max_steps=8, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[TrustRatioMonitor(every_n_steps=1), GradNormMonitor(every_n_steps=1), Crash()])
+    with pytest.raises(RuntimeError, match="injected failure"):
+        trainer.fit(Net("lamb"), datamodule=Data(n_batches=10))
+    assert sorted(recorder.series("grad_norm/global")) == [1, 2, 3, 4]
+    assert [step for step, _ in recorder.layers] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("optimizer, expected", [
+    ("sgd", [4, 4, 4]),  # no statistics of its own: one measurement per step for both monitors
+    ("lamb", [4]),  # fused LAMB reports ‖g‖: measured only on the first step, before the monitor knows that
+])
+def test_trust_ratio_and_grad_norm_share_one_gradient_measurement(
+    optimizer: str, expected: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from largebatch.train.callbacks import _emit
+
+    calls = []
+    original = _emit.norms
+    monkeypatch.setattr(_emit, "norms", lambda tensors, *a: calls.append(len(tensors)) or original(tensors, *a))
+    _, recorder = fit(Net(optimizer), [TrustRatioMonitor(every_n_steps=1), GradNormMonitor(every_n_steps=1)],
+                      max_steps=3)
+    assert calls == expected
+    for step, table in recorder.layers:
+        for name, value in zip(table["layer"], table["grad_norm"]):
+            assert recorder.series(f"grad_norm/{name}")[step] == pytest.approx(value, rel=1e-6)
+
+
+def test_grad_norm_is_measured_before_clipping_even_when_the_optimizer_reports_one() -> None:
+    trainer, recorder = fit(Net("lars"), [GradNormMonitor(every_n_steps=1)], max_steps=2, gradient_clip_val=1e-3)
+    clipped = trainer.optimizers[0].layer_stats().grad_norm  # what LARS saw: the clipped gradients
+    assert torch.linalg.vector_norm(clipped).item() == pytest.approx(1e-3, rel=1e-3)
+    assert min(recorder.series("grad_norm/global").values()) > 1e-2  # the monitor's: before clipping

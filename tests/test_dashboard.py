@@ -66,6 +66,8 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "tracking.wandb.mode=disabled",
                 "logging.every_n_steps=2",
                 "logging.telemetry_every_n_steps=2",
+                "probes.noise_scale.enabled=true",
+                "probes.sharpness={enabled: true, batch_size: 128, tol: 1.0e-2}",
             ]
         )
         assert code == 0
@@ -80,7 +82,7 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     for source in DASHBOARDS:
         data = yaml.safe_load(source.read_text())
         for view in data["views"]:
-            if view["view"] == "steps_to_target":
+            if view["view"] in ("steps_to_target", "scaling_regimes"):
                 view["target"] = TARGET
         paths.append(folder / source.name)
         paths[-1].write_text(yaml.safe_dump(data, sort_keys=False))

@@ -164,3 +164,16 @@ def test_two_epoch_run_with_both_probes(tmp_path: Path) -> None:
     assert sharp.history[-1]["sharpness/lambda_max"] > 0
     final = result.summary["final"]
     assert "noise_scale/b_simple" in final and "sharpness/lambda_max" in final
+
+
+def test_sharpness_is_not_probed_after_divergence(tmp_path: Path) -> None:
+    from largebatch.train.config import load_experiment
+    from largebatch.train.runner import train
+
+    config = load_experiment(EXPERIMENTS / "mnist1d_cnn.yaml", [
+        "data.options.num_samples=1000", "model.options.channels=8", "budget={epochs: 2}", "batch_size=64",
+        "optimizer.name=sgd", "optimizer.options={}", "optimizer.lr=1.0e+4", "lr_scaling.rule=none", f"tracking.runs_root={tmp_path}",
+        "tracking.wandb.mode=disabled", "probes.sharpness.enabled=true"])
+    result = train(config)
+    assert result.status == "diverged"
+    assert "sharpness/lambda_max" not in result.summary["final"]

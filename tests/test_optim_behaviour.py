@@ -44,8 +44,8 @@ def train(model: nn.Module, opt: torch.optim.Optimizer, steps: range) -> list[fl
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_foreach_and_per_parameter_paths_agree(name: str) -> None:
     models = [small_model(), small_model()]
-    for model, foreach in zip(models, (True, False)):
-        train(model, OPTIMIZERS[name](param_groups(model, weight_decay=1e-4), foreach=foreach), range(10))
+    for model, kwargs in zip(models, ({"fused": False}, {"foreach": False})):
+        train(model, OPTIMIZERS[name](param_groups(model, weight_decay=1e-4), **kwargs), range(10))
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -99,7 +99,7 @@ def test_state_dict_resume_is_bit_identical(name: str) -> None:
 
 def test_lamb_work_buffers_are_reused_and_stay_out_of_the_state_dict() -> None:
     model = small_model()
-    opt = LAMB(param_groups(model, weight_decay=1e-4), grad_pre_normalization=1.0)
+    opt = LAMB(param_groups(model, weight_decay=1e-4), grad_pre_normalization=1.0, fused=False)
     train(model, opt, range(2))
     storage = {key: buffer.data_ptr() for key, buffer in opt._work.items()}
     train(model, opt, range(2, 4))

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.runs import add_runs_command, find_runs, history, layers, resolve_run, runs_table
-from largebatch.train.store import RunStore, best_direction, collect_provenance
+from largebatch.train.store import RunStore, best_direction, collect_provenance, csv_cell
 
 PLATFORM = Path(__file__).parents[1] / "platform"
 
@@ -99,6 +99,29 @@ def test_names_and_values_round_trip(tmp_path: Path) -> None:
     assert str(metrics["step"].dtype) == "int64" and str(metrics["epoch"].dtype) == "Int64"
     assert table["layer"].tolist() == ["a,b", '"q"'] and table["grad_norm"].tolist() == [1e-300, 2.0]
     assert table["weight_norm"].iloc[0] == math.inf and table[["weight_norm", "update_norm", "lr"]].iloc[1].isna().all()
+
+
+@pytest.mark.parametrize("text", ["plain", "a,b", 'say "hi"', "line\nbreak", "cr\r", "", " lead", "ünï/côdé"])
+def test_cells_read_back_through_the_csv_module(text: str) -> None:
+    import csv
+    import io
+
+    line = "x," + csv_cell(text) + ",1.5\n"
+    assert next(csv.reader(io.StringIO(line))) == ["x", text, "1.5"]
+    assert pd.read_csv(io.StringIO("a,b,c\n" + line), keep_default_na=False)["b"].tolist() == [text]
+
+
+def test_a_block_of_log_calls_reaches_the_file_at_its_end(tmp_path: Path) -> None:
+    with new_run(tmp_path) as store:
+        store.log_metrics(1, {"a": 1.0})
+        with store.block():
+            for step in (2, 3):
+                store.log_metrics(step, {"a": float(step)})
+                store.log_layers(step, {"layer": ["w"], "weight_norm": [float(step)]})
+        assert store.read_metrics()["step"].tolist() == [1, 2, 3]  # read by another handle: flushed
+        assert store.read_layers()["weight_norm"].tolist() == [2.0, 3.0]
+        store.log_metrics(4, {"a": 4.0})  # and back to a flush per call
+        assert store.read_metrics()["step"].tolist() == [1, 2, 3, 4]
 
 
 def test_bad_rows_are_refused(tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -24,16 +22,6 @@ TINY = ["data.options.num_samples=800", "model.options.channels=8", "optimizer.o
         "logging.telemetry_every_n_steps=4", "tracking.wandb.mode=offline"]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    import ray
-
-    with tempfile.TemporaryDirectory(prefix="lbt-", dir="/tmp") as temp:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
-        yield
-        ray.shutdown()
 
 
 def make_sweep(tmp_path: Path, **keys):

@@ -48,6 +48,10 @@ def test_two_epoch_run_per_workload(name: str, tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and 0 <= summary["eval"]["val_acc"] <= 1
     assert summary["eval"]["gen_gap"] == pytest.approx(summary["eval"]["train_acc"] - summary["eval"]["val_acc"])
+    last = metrics[metrics["step"] == summary["steps"]].set_index("name")["value"]  # the final epoch-end gap
+    for split in ("train", "val"):  # taken from it, not evaluated a second time (same model, same batches)
+        assert summary["eval"][f"{split}_acc"] == last[f"gap/{split}_acc"]
+    assert "test_acc" in summary["eval"]
 
 
 def result_model_params(run: Path):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from largebatch import __version__
 from largebatch.dashboard.command import add_dashboard_command
+from largebatch.reproduce.command import add_reproduce_command
 from largebatch.sweep.command import add_sweep_command
 from largebatch.train.command import add_noise_scale_command, add_train_command
 from largebatch.train.runs import add_runs_command
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_command(commands)
     add_sweep_command(commands)
     add_dashboard_command(commands)
+    add_reproduce_command(commands)
     return parser
 
 

@@ -9,7 +9,9 @@
 Modules: ``tables`` (loading: runs, history, layers), ``cells`` (series × batch-size cells, best run per cell),
 ``generalization`` (gap vs batch size), ``sensitivity`` (lr × batch heat map, good-lr band), ``importance``
 (Optuna studies and named evaluators), ``steps`` (steps/examples to a target, perfect scaling), ``trust``
-(per-layer trust ratios), ``lr_scaling`` (best lr vs the linear and sqrt rules, fitted exponent), ``curves``.
+(per-layer trust ratios), ``lr_scaling`` (best lr vs the linear and sqrt rules, fitted exponent), ``curves``,
+``regimes`` (fitted S(B) = S_min(1 + B_crit/B), scaling regions, B_simple prediction vs the fitted B_crit),
+``sharpness`` (λ_max vs batch size next to the generalization gap).
 Every view takes a runs table (and the history or layer table where it needs one) and returns a DataFrame, so
 views work on any subset of runs. Nothing here imports Ray or Lightning.
 """
@@ -19,7 +21,15 @@ from largebatch.analysis.curves import curves
 from largebatch.analysis.generalization import generalization_gap
 from largebatch.analysis.importance import EVALUATORS, NamedStudy, param_importance, runs_study, studies
 from largebatch.analysis.lr_scaling import fit_power_law, lr_scaling
+from largebatch.analysis.regimes import (
+    compare_prediction,
+    fit_scaling,
+    fitted_curve,
+    noise_scale_at_target,
+    scaling_regimes,
+)
 from largebatch.analysis.sensitivity import good_lr_band, lr_batch_grid
+from largebatch.analysis.sharpness import rank_correlation, sharpness_vs_batch
 from largebatch.analysis.steps import first_reaching, steps_to_target
 from largebatch.analysis.tables import Results, direction, load_results
 from largebatch.analysis.trust import select_runs, trust_ratio_at_init, trust_ratio_history
@@ -29,18 +39,25 @@ __all__ = [
     "NamedStudy",
     "Results",
     "best_in_cells",
+    "compare_prediction",
     "curves",
     "direction",
     "first_reaching",
     "fit_power_law",
+    "fit_scaling",
+    "fitted_curve",
     "generalization_gap",
     "good_lr_band",
     "load_results",
     "lr_batch_grid",
     "lr_scaling",
+    "noise_scale_at_target",
     "param_importance",
+    "rank_correlation",
     "runs_study",
+    "scaling_regimes",
     "select_runs",
+    "sharpness_vs_batch",
     "steps_to_target",
     "studies",
     "trust_ratio_at_init",

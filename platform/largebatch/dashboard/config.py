@@ -7,8 +7,8 @@ optimizer, so sweeps compared side by side stay apart; labels show only the colu
 page, ``title`` overrides the page title, ``filters`` narrow its runs further. Adding a view is a YAML edit.
 Unknown views or keys raise :class:`~largebatch.train.config.ConfigError` naming the file, the key and what is
 allowed. Metric and column names are runs-table columns (``eval.val_acc``, ``final.val/acc``, ``lr``, ...) or, for
-``steps_to_target`` and ``curves``, logged metric names (``val/acc``); they are checked against the data when
-the dashboard is built.
+``steps_to_target``, ``scaling_regimes`` and ``curves``, logged metric names (``val/acc``); they are checked
+against the data when the dashboard is built.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from largebatch.analysis.cells import DEFAULT_BY
 from largebatch.analysis.curves import AXES
 from largebatch.analysis.importance import DEFAULT_PARAMS, EVALUATORS
-from largebatch.train.config import ConfigError, format_errors, read_yaml
+from largebatch.analysis.regimes import B_SIMPLE
+from largebatch.analysis.sharpness import LAMBDA_MAX
+from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
 
 Mode = Literal["max", "min"] | None
 Filters = dict[str, list[Any]]
@@ -133,6 +135,27 @@ class CurvesView(BaseView):
     log_x: bool = True
 
 
+class RegimesView(StepsView):
+    """S(B) fitted by S_min·(1 + B_crit/B) with the perfect-scaling, diminishing-returns and maximal-parallelism
+    regions (``tolerance``: rule in :mod:`largebatch.analysis.regimes`), the trade-off curve, and the B_simple
+    prediction of B_crit from the logged ``noise_scale`` metric (null: no overlay)."""
+
+    view: Literal["scaling_regimes"]  # type: ignore[assignment]
+    tolerance: float = Field(0.25, gt=0, lt=1)
+    noise_scale: str | None = B_SIMPLE
+
+
+class SharpnessView(BaseView):
+    """λ_max at the end of training vs batch size next to the generalization gap, best run per cell."""
+
+    view: Literal["sharpness"]
+    sharpness: str = LAMBDA_MAX
+    gap: str = "eval.gen_gap"
+    loss: str = "eval.train_loss"
+    select: str = "eval.val_acc"
+    mode: Mode = None
+
+
 VIEW_TYPES: tuple[type[BaseView], ...] = (
     GapView,
     HeatmapView,
@@ -142,6 +165,8 @@ VIEW_TYPES: tuple[type[BaseView], ...] = (
     TrustView,
     LrScalingView,
     CurvesView,
+    RegimesView,
+    SharpnessView,
 )
 VIEWS: dict[str, type[BaseView]] = {typing.get_args(v.model_fields["view"].annotation)[0]: v for v in VIEW_TYPES}
 HEADINGS = {  # default page headings
@@ -153,9 +178,20 @@ HEADINGS = {  # default page headings
     "trust_ratio": "Per-layer trust ratios",
     "lr_scaling": "Learning-rate scaling rule check",
     "curves": "Training curves",
+    "scaling_regimes": "Scaling regimes and the critical batch size",
+    "sharpness": "Sharpness and generalization gap vs batch size",
 }
 View = Annotated[
-    GapView | HeatmapView | BandView | ImportanceView | StepsView | TrustView | LrScalingView | CurvesView,
+    GapView
+    | HeatmapView
+    | BandView
+    | ImportanceView
+    | StepsView
+    | TrustView
+    | LrScalingView
+    | CurvesView
+    | RegimesView
+    | SharpnessView,
     Field(discriminator="view"),
 ]
 
@@ -188,29 +224,13 @@ def _allowed(loc: tuple[str | int, ...], data: Any) -> list[str]:
     return sorted(DashboardConfig.model_fields) if not loc else []
 
 
-def _key(loc: tuple[str | int, ...]) -> str:
-    """``('views', 2, 'lr_heatmap', 'metric')`` → ``views[2].metric``."""
-    parts = [p for p in loc if p not in VIEWS]
-    text = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[")
-    return text or "(top level)"
-
-
-def _view_error(e: dict[str, Any], key: str) -> str | None:
-    if e["type"] == "union_tag_not_found":
-        return f"missing required key '{key}.view'; allowed views: {', '.join(VIEWS)}"
-    if e["type"] == "union_tag_invalid":
-        got = e["input"].get("view") if isinstance(e["input"], Mapping) else e["input"]
-        return f"key '{key}.view': unknown view {got!r}; allowed views: {', '.join(VIEWS)}"
-    return None
-
-
 def validate_dashboard(data: Mapping[str, Any], source: str) -> DashboardConfig:
     """Validate plain dashboard data; ConfigError names ``source`` and every offending key."""
     try:
         return DashboardConfig.model_validate(dict(data))
     except ValidationError as err:
         raise ConfigError(format_errors(
-            err, source, key=_key, special=_view_error,
+            err, source, key=tagged_list_key(VIEWS), special=tag_error("view", VIEWS),
             allowed_keys=lambda loc: _allowed(tuple(p for p in loc if p not in VIEWS), data))) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from largebatch.analysis.cells import BATCH
 from largebatch.analysis.importance import CITATIONS, EVALUATORS
+from largebatch.analysis.regimes import REGIONS, fitted_curve
 from largebatch.analysis.trust import layer_order
 from largebatch.dashboard.style import (
     BATCH_TITLE,
@@ -29,30 +31,59 @@ Colors = dict[str, str]
 HEATMAPS_PER_ROW = 2
 
 
+def _best_with_spread(rows: pd.DataFrame, x: np.ndarray, series: str, color: str, value: str, label: str,
+                      showlegend: bool = True) -> go.Scatter:
+    """The best trial's ``value`` per batch size with whiskers over ``<value>_min`` … ``<value>_max``."""
+    low, high = f"{value}_min", f"{value}_max"
+    return go.Scatter(
+        x=x,
+        y=rows[value],
+        name=series,
+        legendgroup=series,
+        showlegend=showlegend,
+        mode="lines+markers",
+        marker={"color": color, "size": 9},
+        line={"color": color},
+        error_y={"type": "data", "array": rows[high] - rows[value], "arrayminus": rows[value] - rows[low]},
+        customdata=rows[[BATCH, "best_lr", "n_trials", low, high]],
+        hovertemplate="B=%{customdata[0]}<br>" + label + " (best trial)=%{y:.4g}<br>best lr=%{customdata[1]:.3g}"
+        "<br>range over %{customdata[2]} runs: %{customdata[3]:.4g} … %{customdata[4]:.4g}<extra></extra>",
+    )
+
+
 def gap_figure(table: pd.DataFrame, colors: Colors, gap: str, title: str) -> go.Figure:
     """Gap of the best trial per cell vs batch size, whiskers spanning the gap's range over learning rates."""
     figure = go.Figure()
     groups = list(table.dropna(subset=["gap"]).groupby("series", sort=True))
     for i, (series, rows) in enumerate(groups):
-        figure.add_scatter(
-            x=dodge(rows[BATCH], i, len(groups)),
-            y=rows["gap"],
-            name=series,
-            mode="lines+markers",
-            marker={"color": colors[series], "size": 9},
-            line={"color": colors[series]},
-            error_y={
-                "type": "data",
-                "array": rows["gap_max"] - rows["gap"],
-                "arrayminus": rows["gap"] - rows["gap_min"],
-            },
-            customdata=rows[[BATCH, "best_lr", "n_trials", "gap_min", "gap_max"]],
-            hovertemplate="B=%{customdata[0]}<br>gap (best trial)=%{y:.4f}<br>best lr=%{customdata[1]:.3g}"
-            "<br>range over %{customdata[2]} runs: %{customdata[3]:.4f} … %{customdata[4]:.4f}<extra></extra>",
-        )
+        x = dodge(rows[BATCH], i, len(groups))
+        figure.add_trace(_best_with_spread(rows, x, series, colors[series], "gap", "gap"))
     figure.add_hline(y=0, line={"color": "grey", "width": 1})
     figure.update_xaxes(title=BATCH_TITLE, **log_ticks(table[BATCH]))
     figure.update_yaxes(title=f"generalization gap ({gap}, fraction)")
+    return finish(figure, title)
+
+
+def sharpness_figure(table: pd.DataFrame, colors: Colors, sharpness: str, gap: str, title: str) -> go.Figure:
+    """Left: λ_max of the best trial per cell vs batch size (log-log, whiskers over learning rates); right: the
+    same runs' generalization gap (whiskers: the gap's range over the cell)."""
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=(f"sharpness λ_max ({sharpness})", f"generalization gap ({gap})"),
+    )
+    groups = list(table.groupby("series", sort=True))
+    for i, (series, rows) in enumerate(groups):
+        x = dodge(rows[BATCH], i, len(groups))
+        figure.add_trace(_best_with_spread(rows, x, series, colors[series], "sharpness", "λ_max"), row=1, col=1)
+        figure.add_trace(_best_with_spread(rows, x, series, colors[series], "gap", "gap", False), row=1, col=2)
+    figure.add_hline(y=0, line={"color": "grey", "width": 1}, row=1, col=2)
+    for col in (1, 2):
+        figure.update_xaxes(title=BATCH_TITLE, row=1, col=col, **log_ticks(table[BATCH]))
+    values = table[["sharpness", "sharpness_min", "sharpness_max"]].to_numpy().ravel()
+    figure.update_yaxes(title="top Hessian eigenvalue of the training loss (log)", row=1, col=1, **log_axis(values))
+    figure.update_yaxes(title="train acc − val acc", row=1, col=2)
     return finish(figure, title)
 
 
@@ -265,6 +296,97 @@ def steps_figure(table: pd.DataFrame, colors: Colors, metric: str, target: float
         figure.update_xaxes(title=BATCH_TITLE, row=1, col=col, **log_ticks(table[BATCH]))
         figure.update_yaxes(title=label, row=1, col=col, **log_axis(plotted[columns].to_numpy().ravel()))
     return finish(figure, title)
+
+
+REGION_SYMBOLS = dict(zip(REGIONS, ("circle", "diamond", "square"), strict=True))
+
+
+def regimes_figure(
+    steps: pd.DataFrame,
+    fits: pd.DataFrame,
+    points: pd.DataFrame,
+    predicted: dict[str, float],
+    colors: Colors,
+    rule: str,
+    title: str,
+) -> go.Figure:
+    """Left: measured S(B) (marker shape: regime; open where no fit), the fitted S_min·(1 + B_crit/B), the fitted
+    B_crit (dashed vertical) and the B_simple prediction (dotted vertical), per series. Right: the measured
+    (S, E) points on the fitted trade-off (S/S_min − 1)(E/E_min − 1) = 1 with its asymptotes S_min and E_min."""
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=("S(B) with the fitted model and regimes", "trade-off: examples E vs steps S to target"),
+    )
+    curve = fitted_curve(fits)
+    reached = steps[steps["reached"]]
+    fitted = set(fits["series"])
+    for series, rows in reached.groupby("series", sort=True):
+        color = colors[series]
+        shown = points[points["series"] == series] if series in fitted else rows.assign(region="")
+        symbols = [REGION_SYMBOLS.get(r, "circle-open") for r in shown["region"]]
+        for col, x, y in ((1, BATCH, "steps"), (2, "steps", "samples")):
+            figure.add_scatter(
+                x=shown[x],
+                y=shown[y],
+                name=series,
+                legendgroup=series,
+                showlegend=col == 1,
+                mode="markers",
+                marker={"color": color, "size": 11, "symbol": symbols, "line": {"width": 2, "color": color}},
+                customdata=shown[[BATCH, "steps", "samples", "region", "lr"]],
+                hovertemplate="B=%{customdata[0]}<br>S=%{customdata[1]:,.0f} steps<br>E=%{customdata[2]:,.0f} "
+                "examples<br>%{customdata[3]}<br>lr=%{customdata[4]:.3g}<extra>" + series + "</extra>",
+                row=1,
+                col=col,
+            )
+        if series not in fitted:
+            continue
+        fit = fits[fits["series"] == series].iloc[0]
+        line = curve[curve["series"] == series]
+        label = f"{series}: fit S_min={number(fit['s_min'])}, B_crit={number(fit['b_crit'])}"
+        for col, x, y in ((1, BATCH, "steps"), (2, "steps", "samples")):
+            figure.add_scatter(
+                x=line[x], y=line[y], name=label, legendgroup=series, showlegend=col == 1, mode="lines",
+                line={"color": color, "width": 1.5}, hoverinfo="skip", row=1, col=col,
+            )
+        inside = line[BATCH].min() <= fit["b_crit"] <= line[BATCH].max()  # else the knee is off this axis
+        if inside:
+            figure.add_vline(x=fit["b_crit"], line={"color": color, "dash": "dash", "width": 1.5}, row=1, col=1)
+            figure.add_vline(x=fit["s_min"], line={"color": color, "dash": "dash", "width": 1}, row=1, col=2)
+            figure.add_hline(y=fit["e_min"], line={"color": color, "dash": "dash", "width": 1}, row=1, col=2)
+        guess = predicted.get(series, math.nan)
+        if line[BATCH].min() <= guess <= line[BATCH].max():  # False for NaN: no B_simple logged
+            figure.add_vline(x=guess, line={"color": color, "dash": "dot", "width": 2.5}, row=1, col=1)
+            figure.add_scatter(
+                x=[None], y=[None], name=f"{series}: B_simple prediction {number(guess)}",
+                legendgroup=series, mode="lines", line={"color": color, "dash": "dot", "width": 2.5},
+            )
+    if not fits.empty:
+        figure.add_scatter(x=[None], y=[None], mode="lines", name="dashed: fitted B_crit (left), S_min, E_min (right)",
+                           legendgroup="regions", line={"color": "grey", "dash": "dash"})
+    for name, symbol in REGION_SYMBOLS.items():
+        figure.add_scatter(
+            x=[None], y=[None], mode="markers", name=name, legendgroup="regions",
+            marker={"symbol": symbol, "size": 10, "color": "grey"},
+        )
+    lines = textwrap.wrap(rule, width=150)
+    figure.add_annotation(
+        text="<br>".join(lines), xref="paper", yref="paper", x=0, y=-0.17, showarrow=False, align="left",
+        xanchor="left", yanchor="top", font={"size": 12},
+    )
+    batches = pd.concat([reached[BATCH], curve[BATCH]])
+    figure.update_xaxes(title=BATCH_TITLE, row=1, col=1, **log_axis(batches))
+    figure.update_yaxes(title="optimizer steps to target (log)", row=1, col=1,
+                        **log_axis(pd.concat([reached["steps"], curve["steps"]])))
+    figure.update_xaxes(title="optimizer steps S (log)", row=1, col=2,
+                        **log_axis(pd.concat([reached["steps"], curve["steps"]])))
+    figure.update_yaxes(title="training examples E = B·S (log)", row=1, col=2,
+                        **log_axis(pd.concat([reached["samples"], curve["samples"]])))
+    figure = finish(figure, title, height=600 + 18 * len(lines))
+    figure.update_layout(margin={"b": 70 + 18 * len(lines)})
+    return figure
 
 
 def trust_figure(history: pd.DataFrame, selected: pd.DataFrame, applied: dict[str, bool], title: str) -> go.Figure:

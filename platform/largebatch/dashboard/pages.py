@@ -16,14 +16,20 @@ import plotly.graph_objects as go
 
 from largebatch.analysis import (
     Results,
+    compare_prediction,
     curves,
     direction,
     generalization_gap,
+    fitted_curve,
     good_lr_band,
     lr_batch_grid,
     lr_scaling,
+    noise_scale_at_target,
     param_importance,
+    rank_correlation,
+    scaling_regimes,
     select_runs,
+    sharpness_vs_batch,
     steps_to_target,
     studies,
     trust_ratio_at_init,
@@ -259,6 +265,131 @@ def curves_page(view: cfg.CurvesView, ctx: Context) -> Page:
     return _page(title, {"": table}, figs, notes)
 
 
+def _regime_rule(tolerance: float) -> str:
+    """The fit and the regime rule of :mod:`largebatch.analysis.regimes`, as stated on the page and figure."""
+    return (
+        "Fit: log S = log S_min + log(1 + B_crit/B), least squares over the best trial per batch size "
+        f"(McCandlish et al. 2018, eq. 2.11; E_min = S_min·B_crit). Regimes with r = {number(tolerance)}: perfect "
+        "scaling B ≤ r·B_crit (E ≤ (1+r)·E_min), maximal data parallelism B ≥ B_crit/r (S ≤ (1+r)·S_min), "
+        "diminishing returns between; knee B = B_crit (S = 2·S_min)."
+    )
+
+
+def _fit_claim(fit: pd.Series) -> str:
+    knee = "" if fit["knee_in_range"] else " (outside the batch sizes measured)"
+    text = (
+        f"{fit['series']} B_crit≈{number(fit['b_crit'])}{knee}, S_min={number(fit['s_min'])}, "
+        f"E_min={number(fit['e_min'])}, R²={fit['r2_log']:.2f}"
+    )
+    ratio = fit.get("ratio")
+    if ratio is not None and pd.notna(ratio):
+        text += f"; B_simple predicts {number(fit['predicted_b_crit'])} ({ratio:.2g}× the fit)"
+    return text
+
+
+def regimes_page(view: cfg.RegimesView, ctx: Context) -> Page:
+    steps = steps_to_target(
+        ctx.runs, ctx.results.history, metric=view.metric, target=view.target, mode=view.mode, by=ctx.by
+    )
+    fits, points = scaling_regimes(steps, tolerance=view.tolerance)
+    at_target = (
+        noise_scale_at_target(steps, ctx.results.history, metric=view.noise_scale) if view.noise_scale else None
+    )
+    if at_target is not None and not at_target.empty:
+        prediction = compare_prediction(fits, at_target)
+        fits = fits.merge(prediction.drop(columns=["b_crit", "b_crit_low", "b_crit_high", "knee_in_range"]), on="series")
+    rows = steps.merge(points[["series", BATCH, "fitted_steps", "residual_factor", "region", "tradeoff"]],
+                       on=["series", BATCH], how="left")
+    if at_target is not None:
+        rows = rows.merge(at_target[["series", BATCH, "b_simple", "b_simple_step"]], on=["series", BATCH], how="left")
+    comparison = ">=" if direction(view.metric, view.mode) == "max" else "<="
+    claim = "; ".join(_fit_claim(fit) for _, fit in fits.iterrows())
+    title = (
+        f"Scaling regimes of steps to {view.metric} {comparison} {number(view.target)}: "
+        + (claim or "no series reached the target at 3 or more batch sizes")
+    )
+    notes = [
+        _regime_rule(view.tolerance),
+        "S(B): the earliest step at which any run of batch size B reached the target (Shallue et al. 2019), only "
+        f"as fine as {view.metric}'s logging interval. Marker shape: the regime of each measured batch size; "
+        "open markers: series with fewer than 3 batch sizes that reached the target (no fit). Right panel: the "
+        "trade-off (S/S_min − 1)(E/E_min − 1) = 1 (McCandlish et al. eq. 2.12) through the same fit; the "
+        "'tradeoff' column gives each measured point's product (1 on the curve). Intervals: approximate 95% "
+        "(Student t on the log-parameters).",
+    ]
+    if view.noise_scale:
+        notes.append(
+            f"Dotted: the B_simple prediction of B_crit (McCandlish et al. §2.2: B_crit ≈ B_noise ≈ B_simple at the "
+            f"loss reached): the last positive {view.noise_scale} each batch size's best run logged at or before "
+            "it reached the target, median over batch sizes; 'ratio' = predicted/fitted."
+        )
+        if at_target is None or at_target.empty:
+            notes.append(f"No run logged {view.noise_scale} before reaching the target (enable probes.noise_scale).")
+    missed = steps[~steps["reached"]]
+    if not missed.empty:
+        notes.append(
+            "Target not reached at: " + ", ".join(f"{r.series} B={getattr(r, BATCH)}" for r in missed.itertuples())
+        )
+    tables = {"": rows, "fits": fits, "curve": fitted_curve(fits)}
+    figs = []
+    if steps["reached"].any():
+        predicted = dict(zip(fits["series"], fits["predicted_b_crit"])) if "predicted_b_crit" in fits else {}
+        rule = _regime_rule(view.tolerance)
+        figs.append(figures.regimes_figure(steps, fits, points, predicted, ctx.colors, rule, title))
+    if not fits.empty:
+        figs.append(figures.table_figure(_fit_summary(fits), "Fitted S(B) = S_min·(1 + B_crit/B) per series"))
+    return _page(title, {k: t for k, t in tables.items() if k == "" or not t.empty}, figs, notes)
+
+
+def _fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
+    """The fit table as shown on the page: parameters with their 95% intervals, quality, thresholds, prediction."""
+    table = pd.DataFrame(
+        {
+            "series": fits["series"],
+            "S_min": fits["s_min"],
+            "E_min": fits["e_min"],
+            "B_crit (knee)": fits["b_crit"],
+            "B_crit 95%": [f"{number(a)} … {number(b)}" for a, b in zip(fits["b_crit_low"], fits["b_crit_high"])],
+            "R² (log S)": fits["r2_log"],
+            "rms residual ×": fits["rms_factor"],
+            "perfect scaling B ≤": fits["perfect_below"],
+            "max. parallelism B ≥": fits["parallel_above"],
+            "batch sizes": fits["n_points"],
+        }
+    )
+    if "predicted_b_crit" in fits:
+        table["B_simple prediction"] = fits["predicted_b_crit"]
+        table["predicted / fitted"] = fits["ratio"]
+    return table
+
+
+def sharpness_page(view: cfg.SharpnessView, ctx: Context) -> Page:
+    table = sharpness_vs_batch(
+        ctx.runs, sharpness=view.sharpness, gap=view.gap, loss=view.loss, select=view.select, mode=view.mode, by=ctx.by
+    )
+    rho = {"sharpness": rank_correlation(table, "sharpness"), "gap": rank_correlation(table, "gap")}
+    claim = _per_series(
+        table,
+        "sharpness",
+        lambda s, b0, v0, b1, v1: f"{s} λ_max {number(v0)} at B={b0} → {number(v1)} at B={b1}"
+        + (f" (rank corr. with B: λ_max {rho['sharpness'][s]:+.2f}, gap {rho['gap'][s]:+.2f})"
+           if pd.notna(rho["sharpness"][s]) else ""),
+    )
+    title = f"Sharpness and generalization gap vs batch size (best trial by {view.select}): " + (
+        claim or f"no run logged {view.sharpness}"
+    )
+    notes = [
+        f"Left: {view.sharpness}, the top Hessian eigenvalue of the training loss at the end of training (power "
+        "iteration on Hessian-vector products) of the best run per cell by " + view.select + ", whiskers: its range "
+        f"over the cell's runs. Right: the same runs' {view.gap}, whiskers over the cell. Keskar et al. 2017 claim "
+        "both grow with the batch size (rank correlation +1).",
+        f"Sharpness falls as the training loss goes to 0: compare cells at similar {view.loss} (column train_loss), "
+        "not at equal epochs.",
+    ]
+    figs = [figures.sharpness_figure(table, ctx.colors, view.sharpness, view.gap, title)] if len(table) else []
+    return _page(title, {"": table}, figs, notes)
+
+
 def _page(title: str, tables: dict[str, pd.DataFrame], figs: list[go.Figure], notes: list[str]) -> Page:
     if not figs:
         notes = [*notes, "Nothing to plot for these runs (see the data table)."]
@@ -274,6 +405,8 @@ BUILDERS: dict[str, Callable[[Any, Context], Page]] = {
     "trust_ratio": trust_page,
     "lr_scaling": lr_scaling_page,
     "curves": curves_page,
+    "scaling_regimes": regimes_page,
+    "sharpness": sharpness_page,
 }
 
 

@@ -13,6 +13,8 @@ steps_to_target     line plot of the metric vs optimizer step, grouped by batch 
 trust_ratio         line plot of the trust-ratio min/median/max across layers vs step (log y)
 lr_scaling          scatter of peak lr vs batch size (log-log) and parallel coordinates with the metric
 curves              line plots of the metrics vs step, grouped by batch size
+scaling_regimes     as steps_to_target, plus the logged noise scale vs step by batch size (no fit in W&B)
+sharpness           scatter of λ_max vs batch size (log-log) and of the gap vs batch size
 ==================  ====================================================================================
 
 Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation), ``final.X`` and
@@ -138,6 +140,24 @@ def _curves(view: cfg.CurvesView) -> list[Any]:
     ]
 
 
+def _regimes(view: cfg.RegimesView) -> list[Any]:
+    panels = _steps(view)
+    if view.noise_scale:
+        panels.append(
+            wr.LinePlot(title=f"{view.noise_scale} vs step, by batch size", x=STEP, y=[view.noise_scale], log_y=True,
+                        groupby=wr.Config("batch_size"))
+        )
+    return panels
+
+
+def _sharpness(view: cfg.SharpnessView) -> list[Any]:
+    return [
+        wr.ScatterPlot(title=f"{view.sharpness} vs batch size", x=wr.Config("batch_size"), y=_key(view.sharpness),
+                       log_x=True, log_y=True),
+        *_gap(cfg.GapView(view="generalization_gap", gap=view.gap, select=view.select, mode=view.mode))[:1],
+    ]
+
+
 PANELS: dict[str, Callable[[Any], list[Any]]] = {
     "generalization_gap": _gap,
     "lr_heatmap": _heatmap,
@@ -147,6 +167,8 @@ PANELS: dict[str, Callable[[Any], list[Any]]] = {
     "trust_ratio": _trust,
     "lr_scaling": _lr_scaling,
     "curves": _curves,
+    "scaling_regimes": _regimes,
+    "sharpness": _sharpness,
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from largebatch.optim import _fused_cpu
 from largebatch.optim._lists import ListOps
 from largebatch.optim.trust_ratio import LayerStats
 
@@ -33,12 +35,23 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
     Every parameter group carries ``adapt`` (apply the trust ratio) and ``weight_decay`` independently, so
     excluding a layer from weight decay never switches its adaptation off (unlike timm, Bolts and
     torch-optimizer, which skip adaptation wherever weight decay is 0).
+
+    Three paths give the same numbers (to float rounding): ``foreach=False`` one parameter at a time (the
+    reference), the multi-tensor path, and the fused CPU kernels (:mod:`largebatch.optim._fused_cpu`), which
+    ``fused=None`` (default) uses for float32 contiguous CPU parameters when they can be built, ``fused=True``
+    asks for and ``fused=False`` turns off. Everything the kernels do not take (other dtypes and devices,
+    non-contiguous tensors, a failed build) runs on the multi-tensor path.
     """
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *, foreach: bool | None) -> None:
+    def __init__(
+        self, params: Iterable[Any], defaults: dict[str, Any], *, foreach: bool | None, fused: bool | None
+    ) -> None:
+        if fused and foreach is False:
+            raise ValueError(f"{type(self).__name__}: fused=True and foreach=False exclude each other")
         defaults.setdefault("adapt", True)
         super().__init__(params, defaults)
         self.foreach = True if foreach is None else bool(foreach)
+        self.fused = fused is not False and self.foreach
         self._stats: list[LayerStats] = []
         self._work: dict[int, Tensor] = {}
 
@@ -55,6 +68,16 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
                 buffer = self._work[id(p)] = torch.empty_like(p, memory_format=torch.preserve_format)
             buffers.append(buffer)
         return buffers
+
+    def _kernels(self, bucket: Bucket) -> ModuleType | None:
+        """The fused CPU kernels when this bucket may use them (float32 on CPU, fused not off), else None.
+
+        The kernels still decline (return None from their first pass) lists with non-contiguous tensors.
+        """
+        param = bucket.params[0]
+        if not self.fused or param.device.type != "cpu" or param.dtype != torch.float32:
+            return None
+        return _fused_cpu.kernels()
 
     def _init_state(self, param: Tensor) -> dict[str, Any]:
         raise NotImplementedError
@@ -102,7 +125,9 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         return loss
 
     def layer_stats(self) -> LayerStats:
-        """Per-layer ‖w‖, ‖g‖ (LARS), ‖update‖, trust ratio and effective lr of the last step, as device tensors.
+        """Per-layer ‖w‖, ‖g‖, ‖update‖, trust ratio and effective lr of the last step, as device tensors.
+
+        ‖g‖ (``grad_norm``) is there for LARS always and for LAMB where its fused kernel ran, else None.
 
         Computed by the step itself, so reading them costs nothing but the concatenation here.
         """

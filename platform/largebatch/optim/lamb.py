@@ -13,6 +13,10 @@ paper v1. ``trust_clip=True`` caps the ratio at 1 (LAMBC), ``ratio_bounds`` clam
 ``weight_decay_mode="decoupled"`` applies x ← x·(1 − η_t·λ) outside the ratio instead (AdamW style).
 ``grad_pre_normalization=c`` divides all gradients by max(1, ‖g‖_global / c) first (NVIDIA's NVLAMB);
 ``p.grad`` is never modified.
+
+On float32 CPU parameters the step runs as two fused passes (:mod:`largebatch.optim._fused_cpu`): pass 1
+updates m and v and returns ‖x‖, ‖u‖ and ‖g‖ per layer, :func:`trust_ratio` turns the norms into ratios, pass 2
+recomputes u from m, v, x and applies the step (10 floats per parameter against ~27 for the multi-tensor ops).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class LAMB(LayerwiseOptimizer):
         ratio_bounds: clamp of the trust ratio; ``trust_clip=True`` is ``ratio_bounds=(None, 1)`` (LAMBC).
         grad_pre_normalization: NVLAMB's bound on the global gradient norm; None (default) is off.
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
+        fused: the fused CPU kernels (two passes, 10 floats per parameter) for float32 CPU parameters;
+            None (default) uses them when they can be built. Their ``layer_stats()`` carry ‖g‖ as well.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class LAMB(LayerwiseOptimizer):
         trust_clip: bool = False,
         grad_pre_normalization: float | None = None,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         if lr < 0:
             raise ValueError(f"LAMB: lr must be >= 0, got {lr}")
@@ -80,7 +87,7 @@ class LAMB(LayerwiseOptimizer):
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, weight_decay_mode=weight_decay_mode,
             bias_correction=bias_correction, weight_norm_bounds=weight_norm_bounds, ratio_bounds=ratio_bounds,
         )
-        super().__init__(params, defaults, foreach=foreach)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
         self.grad_pre_normalization = grad_pre_normalization
         self._grad_scale: Tensor | None = None
 
@@ -108,43 +115,59 @@ class LAMB(LayerwiseOptimizer):
     def _update(self, group: dict[str, Any], bucket: Bucket, ops: ListOps) -> LayerStats:
         beta1, beta2 = group["betas"]
         lr, wd, t = group["lr"], group["weight_decay"], bucket.step
+        # r = (m / bc1) / (sqrt(v / bc2) + eps) = c·r' with r' = m / (sqrt(v) + eps·sqrt(bc2)), c = sqrt(bc2) / bc1.
+        # Both paths work with u' = r' + (λ/c)·x = u / c: c moves into the norm and the step instead of a pass.
+        bc1, bc2 = (1.0 - beta1**t, 1.0 - beta2**t) if group["bias_correction"] else (1.0, 1.0)
+        c = math.sqrt(bc2) / bc1
+        eps_hat = group["eps"] * math.sqrt(bc2)
+        decoupled = group["weight_decay_mode"] == "decoupled"
+        wd_in_update = wd / c if wd != 0 and not decoupled else 0.0
+        decay = 1.0 - lr * wd if wd != 0 and decoupled else 1.0  # x ← (1 − ηλ)·x before the step (decoupled)
         params, exp_avgs, exp_avg_sqs = bucket.params, bucket.state_list("exp_avg"), bucket.state_list("exp_avg_sq")
-        update = self._work_buffers(params)
+        grad_scale = None if self._grad_scale is None else self._grad_scale.to(params[0].device)
 
+        kernels = self._kernels(bucket)
+        norms = None if kernels is None else kernels.lamb_moments_and_norms(
+            params, bucket.grads, exp_avgs, exp_avg_sqs, grad_scale, beta1, beta2, eps_hat, wd_in_update, c)
+        if norms is not None:  # fused pass 1: moments, ‖x‖, ‖u‖ = c·‖u'‖ and ‖g‖ in one sweep
+            weight_norm, update_norm, grad_norm = norms.unbind()
+            ratio = self._ratio(group, weight_norm, update_norm)
+            kernels.lamb_apply(params, exp_avgs, exp_avg_sqs, (-lr * c) * ratio, eps_hat, wd_in_update, decay)
+            return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
+
+        update = self._work_buffers(params)
         grads: list[Tensor] = bucket.grads
-        if self._grad_scale is not None:  # NVLAMB: the scaled gradient borrows the update buffer until r needs it
+        if grad_scale is not None:  # NVLAMB: the scaled gradient borrows the update buffer until r needs it
             ops.copy_(update, grads)
-            ops.mul_(update, [self._grad_scale.to(params[0].device)] * len(update))
+            ops.mul_(update, [grad_scale] * len(update))
             grads = update
 
         ops.lerp_(exp_avgs, grads, 1.0 - beta1)
         ops.mul_(exp_avg_sqs, beta2)
         ops.addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
 
-        # r = (m / bc1) / (sqrt(v / bc2) + eps) = c·r' with r' = m / (sqrt(v) + eps·sqrt(bc2)), c = sqrt(bc2) / bc1.
-        # The buffer holds u' = r' + (λ/c)·x = u / c: c moves into the norm and the step instead of a pass of its own.
-        bc1, bc2 = (1.0 - beta1**t, 1.0 - beta2**t) if group["bias_correction"] else (1.0, 1.0)
-        c = math.sqrt(bc2) / bc1
         ops.copy_(update, exp_avg_sqs)
         ops.sqrt_(update)
-        ops.add_scalar_(update, group["eps"] * math.sqrt(bc2))
+        ops.add_scalar_(update, eps_hat)
         ops.reciprocal_(update)
         ops.mul_(update, exp_avgs)
-        decoupled = group["weight_decay_mode"] == "decoupled"
-        if wd != 0 and not decoupled:
-            ops.add_(update, params, alpha=wd / c)
+        if wd_in_update != 0:
+            ops.add_(update, params, alpha=wd_in_update)
 
         weight_norm = ops.norms(params)
         update_norm = c * ops.norms(update)
-        if group["adapt"]:
-            ratio = trust_ratio(
-                weight_norm, update_norm,
-                weight_norm_bounds=group["weight_norm_bounds"], ratio_bounds=group["ratio_bounds"],
-            )
-        else:
-            ratio = torch.ones_like(weight_norm)
-
-        if wd != 0 and decoupled:
-            ops.mul_(params, 1.0 - lr * wd)
+        ratio = self._ratio(group, weight_norm, update_norm)
+        if decay != 1.0:
+            ops.mul_(params, decay)
         ops.addcmul_(params, update, list((-lr * c * ratio).to(params[0].dtype).unbind()))  # x −= η·ratio·c·u'
         return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio)
+
+    @staticmethod
+    def _ratio(group: dict[str, Any], weight_norm: Tensor, update_norm: Tensor) -> Tensor:
+        """φ(‖x‖)/‖u‖ per layer (clamped as configured); 1 in groups with ``adapt=False``."""
+        if not group["adapt"]:
+            return torch.ones_like(weight_norm)
+        return trust_ratio(
+            weight_norm, update_norm,
+            weight_norm_bounds=group["weight_norm_bounds"], ratio_bounds=group["ratio_bounds"],
+        )

@@ -14,6 +14,10 @@ then momentum on d = g + βw, with the learning rate in one of two places:
 (the torch style starts its buffer at v = λ_l·d, like ``torch.optim.SGD``). Nesterov replaces the applied v by
 ``λd + m·v`` (times γ_t where it is outside). The two placements differ only when γ_t changes during training:
 inside the buffer, old momentum keeps the rate it was accumulated with. ``p.grad`` is never modified.
+
+On float32 CPU parameters the step runs as two fused passes (:mod:`largebatch.optim._fused_cpu`): pass 1
+returns ‖w‖, ‖g‖ (and ‖g + βw‖) per layer, :func:`trust_ratio` turns them into λ_l, pass 2 updates v and w
+(7 floats per parameter; momentum SGD's multi-tensor step streams 8).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class LARS(LayerwiseOptimizer):
         denominator: ``"paper"`` (‖g‖ + β‖w‖) or ``"update"`` (‖g + βw‖).
         lr_placement: ``"momentum"`` (Algorithm 1) or ``"step"`` (PyTorch SGD).
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
+        fused: the fused CPU kernels (two passes, 7 floats per parameter) for float32 CPU parameters;
+            None (default) uses them when they can be built.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class LARS(LayerwiseOptimizer):
         denominator: Denominator = "paper",
         lr_placement: LrPlacement = "momentum",
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0 or trust_coefficient <= 0 or eps < 0:
             raise ValueError(
@@ -78,7 +85,7 @@ class LARS(LayerwiseOptimizer):
             trust_coefficient=trust_coefficient, eps=eps, trust_clip=trust_clip, denominator=denominator,
             lr_placement=lr_placement,
         )
-        super().__init__(params, defaults, foreach=foreach)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _init_state(self, param: Tensor) -> dict[str, Any]:
         if self.defaults["momentum"] == 0 and all(g["momentum"] == 0 for g in self.param_groups):
@@ -88,26 +95,22 @@ class LARS(LayerwiseOptimizer):
     def _update(self, group: dict[str, Any], bucket: Bucket, ops: ListOps) -> LayerStats:
         lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
         params, grads = bucket.params, bucket.grads
-        dtype = params[0].dtype
+        paper = group["denominator"] == "paper"
 
-        def add_direction_(targets: list[Tensor], scale: Tensor) -> None:
-            """targets += scale·d with d = g + βw, d never materialised (scale: one value per layer).
-
-            The βw term goes first, so that ``targets`` may be the parameters themselves.
-            """
-            if wd != 0:
-                ops.addcmul_(targets, params, list((scale * wd).to(dtype).unbind()))
-            ops.addcmul_(targets, grads, list(scale.to(dtype).unbind()))
-
-        weight_norm = ops.norms(params)
-        grad_norm = ops.norms(grads)
-        if group["denominator"] == "paper":
-            update_norm = grad_norm + wd * weight_norm
+        kernels = self._kernels(bucket)
+        norms = None if kernels is None else kernels.lars_norms(params, grads, wd, not paper)
+        if norms is not None:  # fused pass 1: ‖w‖, ‖g‖ (and ‖g + βw‖) in one sweep
+            weight_norm, grad_norm = norms[0], norms[1]
+            update_norm = grad_norm + wd * weight_norm if paper else norms[2]
         else:
-            direction = self._work_buffers(params)
-            ops.copy_(direction, grads)
-            ops.add_(direction, params, alpha=wd)
-            update_norm = ops.norms(direction)
+            weight_norm, grad_norm = ops.norms(params), ops.norms(grads)
+            if paper:
+                update_norm = grad_norm + wd * weight_norm
+            else:
+                direction = self._work_buffers(params)
+                ops.copy_(direction, grads)
+                ops.add_(direction, params, alpha=wd)
+                update_norm = ops.norms(direction)
         if group["adapt"]:
             ratio = trust_ratio(weight_norm, update_norm, coefficient=group["trust_coefficient"], eps=group["eps"])
             if group["trust_clip"] and lr > 0:
@@ -115,18 +118,44 @@ class LARS(LayerwiseOptimizer):
         else:
             ratio = torch.ones_like(weight_norm)
 
+        # With d = g + βw: v ← μ·v + into_buffer·d, then w −= direct·d + step_lr·μ·v (Nesterov) or step_lr·v;
+        # without momentum w −= direct·d.
         inside = group["lr_placement"] == "momentum"
         scale, step_lr = (lr * ratio, 1.0) if inside else (ratio, lr)  # v gets scale·d; w −= step_lr·v
-        if momentum == 0:
-            add_direction_(params, -step_lr * scale)
+        first_torch_step = not inside and bucket.step == 1
+        into_buffer = scale if first_torch_step else (1.0 - group["dampening"]) * scale
+        direct = step_lr * scale if momentum == 0 or group["nesterov"] else None
+        buffer_step = step_lr * momentum if group["nesterov"] else step_lr
+        buffers = bucket.state_list("momentum_buffer") if momentum != 0 else []
+
+        if norms is not None:  # fused pass 2
+            coefficients = torch.stack([into_buffer, torch.zeros_like(scale) if direct is None else direct])
+            kernels.lars_apply(params, grads, buffers, coefficients.to(torch.float32), wd, momentum, buffer_step)
         else:
-            buffers = bucket.state_list("momentum_buffer")
-            first_torch_step = not inside and bucket.step == 1
-            ops.mul_(buffers, momentum)
-            add_direction_(buffers, scale if first_torch_step else (1.0 - group["dampening"]) * scale)
-            if group["nesterov"]:  # w −= step_lr·(scale·d + m·v)
-                add_direction_(params, -step_lr * scale)
-                ops.add_(params, buffers, alpha=-step_lr * momentum)
-            else:
-                ops.add_(params, buffers, alpha=-step_lr)
+            self._eager_step(ops, params, grads, buffers, wd, momentum, into_buffer, direct, buffer_step)
         return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
+
+    @staticmethod
+    def _eager_step(
+        ops: ListOps, params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], wd: float, momentum: float,
+        into_buffer: Tensor, direct: Tensor | None, buffer_step: float,
+    ) -> None:
+        """v ← μ·v + into_buffer·d, w −= direct·d + buffer_step·v, with d = g + βw never materialised.
+
+        Without momentum (no ``buffers``) only w −= direct·d; ``direct`` None means no d term on w.
+        """
+        dtype = params[0].dtype
+
+        def add_direction_(targets: list[Tensor], scale: Tensor) -> None:
+            """targets += scale·d, one scale per layer; the βw term goes first so ``targets`` may be the params."""
+            if wd != 0:
+                ops.addcmul_(targets, params, list((scale * wd).to(dtype).unbind()))
+            ops.addcmul_(targets, grads, list(scale.to(dtype).unbind()))
+
+        if buffers:
+            ops.mul_(buffers, momentum)
+            add_direction_(buffers, into_buffer)
+        if direct is not None:
+            add_direction_(params, -direct)
+        if buffers:
+            ops.add_(params, buffers, alpha=-buffer_step)

@@ -57,7 +57,9 @@ class LayerStats:
     ``names`` come from the group's ``param_names`` (torch's named-parameter groups, which
     :func:`largebatch.optim.param_groups` fills in), else ``group{i}.param{j}``.
     ``update_norm`` is the norm the trust ratio divided by (see :func:`trust_ratio`); ``lr`` is the effective
-    per-layer learning rate ``lr·ratio``; ``grad_norm`` is None where the optimizer did not need it (LAMB).
+    per-layer learning rate ``lr·ratio``; ``grad_norm`` is ‖p.grad‖ (before any NVLAMB scaling), given by LARS
+    always and by LAMB where its fused CPU pass computed it for free; None where it was not computed (the eager
+    LAMB paths) and, after :meth:`concat`, where any part lacks it.
     """
 
     names: list[str]

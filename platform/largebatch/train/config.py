@@ -8,7 +8,7 @@ allowed values. ``resolved()`` is what a run saves next to its results.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +96,33 @@ class LoggingConfig(Section):
     progress_bar: Literal["auto", "on", "off"] = "auto"
 
 
+class NoiseScaleConfig(Section):
+    """``NoiseScaleMonitor`` settings (:mod:`largebatch.train.callbacks.noise_scale`); off unless ``enabled``."""
+
+    enabled: bool = False
+    every_n_steps: int = Field(10, gt=0)
+    probe_every_n_steps: int = Field(10, gt=0)
+    ema: float = Field(0.95, ge=0, lt=1)
+    per_layer: bool = False
+
+
+class SharpnessConfig(Section):
+    """``SharpnessProbe`` settings (:mod:`largebatch.train.callbacks.sharpness`); off unless ``enabled``."""
+
+    enabled: bool = False
+    every_n_epochs: int | None = Field(None, gt=0)
+    batch_size: int = Field(512, gt=0)
+    tol: float = Field(1e-3, gt=0)
+    max_iterations: int = Field(100, gt=0)
+
+
+class ProbesConfig(Section):
+    """Optional measurements a run can add: the gradient noise scale and the top Hessian eigenvalue."""
+
+    noise_scale: NoiseScaleConfig = NoiseScaleConfig()
+    sharpness: SharpnessConfig = SharpnessConfig()
+
+
 class GuardConfig(Section):
     divergence_factor: float = Field(10.0, gt=1)
 
@@ -125,7 +152,8 @@ class TrackingConfig(Section):
 
 
 class ExperimentConfig(Section):
-    """One experiment: workload, optimizer, effective batch size, lr rule, schedule, budget, seed, logging."""
+    """One experiment: workload, optimizer, effective batch size, lr rule, schedule, budget, seed, logging,
+    optional probes."""
 
     name: str
     seed: int = 0
@@ -138,6 +166,7 @@ class ExperimentConfig(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     budget: BudgetConfig
     logging: LoggingConfig = LoggingConfig()
+    probes: ProbesConfig = ProbesConfig()
     guard: GuardConfig = GuardConfig()
     trainer: TrainerConfig = TrainerConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -192,6 +221,32 @@ def format_errors(
         else:
             lines.append(f"{source}: key '{name}': {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
+
+
+def tagged_list_key(tags: Collection[str]) -> Callable[[tuple[Any, ...]], str]:
+    """An error-location renderer for lists of tagged unions, without the tag pydantic puts in the location:
+    ``('views', 2, 'lr_heatmap', 'metric')`` → ``views[2].metric``."""
+
+    def key(loc: tuple[Any, ...]) -> str:
+        parts = [p for p in loc if p not in tags]
+        return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[") or "(top level)"
+
+    return key
+
+
+def tag_error(field: str, tags: Collection[str]) -> Callable[[dict[str, Any], str], str | None]:
+    """A ``special`` phrasing for :func:`format_errors`: a tagged union's missing or unknown ``field``, with the
+    allowed ``tags``."""
+
+    def special(e: dict[str, Any], key: str) -> str | None:
+        if e["type"] == "union_tag_not_found":
+            return f"missing required key '{key}.{field}'; allowed {field}s: {', '.join(tags)}"
+        if e["type"] == "union_tag_invalid":
+            got = e["input"].get(field) if isinstance(e["input"], Mapping) else e["input"]
+            return f"key '{key}.{field}': unknown {field} {got!r}; allowed {field}s: {', '.join(tags)}"
+        return None
+
+    return special
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from argparse import Namespace
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
@@ -63,6 +64,10 @@ class RunStoreLogger(Logger):
     def log_layers(self, step: int, table: Mapping[str, Sequence[Any]]) -> None:
         """A columnar per-layer table (see ``RunStore.log_layers``)."""
         self.store.log_layers(step, table)
+
+    def block(self) -> AbstractContextManager[None]:
+        """Log calls inside reach the OS at the end (see ``RunStore.block``)."""
+        return self.store.block()
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

@@ -23,7 +23,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from largebatch.data import build_dataset
 from largebatch.models import build_model
-from largebatch.train.callbacks import DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor
+from largebatch.train.callbacks import (
+    DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
+    TrustRatioMonitor,
+)
 from largebatch.train.config import ConfigError, ExperimentConfig
 from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
@@ -60,26 +63,55 @@ def _progress_bar(setting: str) -> bool:
     return setting == "on"
 
 
+def _probes(config: ExperimentConfig) -> dict[str, Callback]:
+    """The probes ``config.probes`` enables (both off by default)."""
+    noise, sharp = config.probes.noise_scale, config.probes.sharpness
+    probes: dict[str, Callback] = {}
+    if noise.enabled:
+        probes["noise_scale"] = NoiseScaleMonitor(every_n_steps=noise.every_n_steps, ema=noise.ema,
+                                                  probe_every_n_steps=noise.probe_every_n_steps,
+                                                  per_layer=noise.per_layer)
+    if sharp.enabled:
+        probes["sharpness"] = SharpnessProbe(every_n_epochs=sharp.every_n_epochs, batch_size=sharp.batch_size,
+                                             tol=sharp.tol, max_iterations=sharp.max_iterations)
+    return probes
+
+
 def _callbacks(config: ExperimentConfig, checkpoint_dir: Path) -> dict[str, Callback]:
     every = config.logging.telemetry_every_n_steps
     return {
         "trust_ratio": TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
         "grad_norm": GradNormMonitor(every_n_steps=every),
         "gap": GeneralizationGap(),
-        # the guard folds every step's loss on the device and syncs only when it checks
+        # the guard folds every step's loss (on the device, on an accelerator) and syncs only when it checks
         "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
         "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
+        **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
         # one rolling checkpoint at each epoch end (monitor=None, top-1 = the latest): what --resume continues from
         "checkpoint": ModelCheckpoint(dirpath=checkpoint_dir, filename=CHECKPOINT.removesuffix(".ckpt"),
                                       save_top_k=1, every_n_epochs=1, enable_version_counter=False),
     }
 
 
-def _final_evaluation(module: pl.LightningModule, data: TensorDataModule) -> dict[str, float]:
-    results = {}
-    for split, batches in (("train", data.gap_train_batches()), ("val", data.val_batches()), ("test", data.test_batches())):
-        if batches is not None:
-            for key, value in module.evaluate(batches).items():
+def _final_evaluation(
+    module: pl.LightningModule, data: TensorDataModule, gap: GeneralizationGap, step: int
+) -> dict[str, float]:
+    """Loss and accuracy of the final model on the gap-train, validation and test sets.
+
+    Train and validation come from ``gap`` when it measured this very step (training ended at an epoch end,
+    the usual case): the same model on the same batches, so they are not evaluated twice.
+    """
+    reused = {}
+    if gap.step == step and gap.last:
+        reused = {f"{split}_{key}": gap.last[f"gap/{split}_{key}"]
+                  for split in ("train", "val") for key in ("loss", "acc")}
+    results = dict(reused)
+    for split, batches in (("train", data.gap_train_batches), ("val", data.val_batches), ("test", data.test_batches)):
+        if f"{split}_loss" in reused:
+            continue
+        evaluated = batches()
+        if evaluated is not None:
+            for key, value in module.evaluate(evaluated).items():
                 results[f"{split}_{'acc' if key == 'accuracy' else key}"] = value
     results["gen_gap"] = results["train_acc"] - results["val_acc"]
     return results
@@ -189,7 +221,8 @@ def train(
         status = "interrupted"
     elif guard.diverged is not None:
         status = "diverged"
-    final = _final_evaluation(module, data) if status != "diverged" else {}
+    gap: GeneralizationGap = ours["gap"]  # type: ignore[assignment]
+    final = _final_evaluation(module, data, gap, trainer.global_step) if status != "diverged" else {}
     throughput: Throughput = ours["throughput"]  # type: ignore[assignment]
     summary = store.write_summary(
         status=status, error=error, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,

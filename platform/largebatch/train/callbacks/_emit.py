@@ -1,22 +1,34 @@
-"""Plumbing shared by the telemetry callbacks: per-optimizer-step hooks, cadence, emitting to loggers, norms.
+"""Plumbing shared by the telemetry callbacks: per-optimizer-step hooks, cadence, held values, emitting, norms.
 
 Step convention: everything these callbacks log about an optimizer step is logged at ``step=N`` where N is
 ``trainer.global_step`` *after* that step (1 for the first update). Values measured in
 ``on_before_optimizer_step`` (where ``trainer.global_step`` is still N − 1) are held until
-``on_train_batch_end`` and logged there, so the gradient and the trust ratio of one update share one step.
+``on_train_batch_end``, so the gradient and the trust ratio of one update share one step.
+
+Held values: measurements stay on the device as tensors (:meth:`StepCallback.hold`) and reach the loggers in
+blocks (:meth:`StepCallback.flush`): one host transfer per block instead of one per step, and the Python work of
+formatting rows done in one warm loop. Blocks are flushed every ``FLUSH_EVERY_N_STEPS`` held steps or
+``FLUSH_EVERY_S`` seconds, whichever comes first, and at every epoch end, checkpoint, the end of training and
+on an exception — so a run killed outright (SIGKILL) loses at most that window of telemetry.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch import Tensor
+from torch import Tensor, nn
 
 HALF = (torch.float16, torch.bfloat16)
+Layers = list[tuple[str, Tensor, dict[str, Any]]]
+FLUSH_EVERY_N_STEPS = 50
+FLUSH_EVERY_S = 5.0
 
 
 class StepCallback(Callback):
@@ -24,17 +36,46 @@ class StepCallback(Callback):
 
     Subclasses override :meth:`before_step` (gradients final: after accumulation, AMP unscaling and DDP
     reduction, before clipping) and/or :meth:`after_step` (at ``on_train_batch_end`` of the batch that completed
-    the step).
+    the step); they :meth:`hold` device tensors there and turn them into log calls in :meth:`write`.
     """
 
     def __init__(self) -> None:
         self._step: int | None = None
+        self._held: list[tuple[int, Tensor | list[float], Any]] = []
+        self._flushed_at = time.perf_counter()
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         """Called before optimizer step ``step``; nothing by default."""
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         """Called after optimizer step ``step``; nothing by default."""
+
+    def hold(self, step: int, values: Tensor | list[float], context: Any = None) -> None:
+        """Keep ``values`` of ``step`` (a device tensor, flattened, or host floats) and any ``context`` for
+        :meth:`write` at the next flush."""
+        self._held.append((step, values.reshape(-1) if isinstance(values, Tensor) else values, context))
+
+    def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
+        """Log the held ``values`` (as Python floats) of ``step``; subclasses that :meth:`hold` override this."""
+        raise NotImplementedError
+
+    def flush(self, trainer: pl.Trainer) -> None:
+        """Every held value to the loggers, in step order, with one host transfer."""
+        held, self._held = self._held, []
+        self._flushed_at = time.perf_counter()
+        if not held:
+            return
+        tensors = [values for _, values, _ in held if isinstance(values, Tensor)]
+        flat = torch.cat(tensors).double().tolist() if tensors else []
+        offset = 0
+        with ExitStack() as blocks:  # loggers that can, write the whole block to the OS at once
+            for logger in trainer.loggers:
+                if callable(getattr(logger, "block", None)):
+                    blocks.enter_context(logger.block())
+            for step, values, context in held:
+                if isinstance(values, Tensor):
+                    values, offset = flat[offset:offset + values.numel()], offset + values.numel()
+                self.write(trainer, step, values, context)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -48,6 +89,23 @@ class StepCallback(Callback):
         if self._step is not None:
             step, self._step = self._step, None
             self.after_step(trainer, pl_module, step)
+            if self._held and (len(self._held) >= FLUSH_EVERY_N_STEPS
+                               or time.perf_counter() - self._flushed_at >= FLUSH_EVERY_S):
+                self.flush(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush(trainer)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.flush(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.flush(trainer)
 
 
 def check_every(every_n_steps: int) -> int:
@@ -84,7 +142,9 @@ def norms(tensors: Sequence[Tensor], norm_type: float = 2.0) -> Tensor:
     """
     if not tensors:
         return torch.empty(0)
-    device = tensors[0].device
+    device, dtype = tensors[0].device, tensors[0].dtype
+    if dtype == torch.float32 and all(t.dtype == dtype and t.device == device for t in tensors):  # the usual case
+        return torch.stack(torch._foreach_norm(list(tensors), norm_type))
     out: list[Tensor] = [torch.empty(0)] * len(tensors)
     for half in (True, False):
         index = [i for i, t in enumerate(tensors) if (t.dtype in HALF) == half]
@@ -93,3 +153,51 @@ def norms(tensors: Sequence[Tensor], norm_type: float = 2.0) -> Tensor:
             for i, n in zip(index, results):
                 out[i] = n.to(device, torch.float32)
     return torch.stack(out)
+
+
+_ALL_LAYERS: WeakKeyDictionary[torch.optim.Optimizer, tuple[int, Layers]] = WeakKeyDictionary()
+_GRAD_NORMS: WeakKeyDictionary[torch.optim.Optimizer, tuple[int, float, list[str], Tensor]] = WeakKeyDictionary()
+
+
+def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
+    """(name, parameter, group) for every parameter of ``optimizer`` that has a gradient.
+
+    Names are the group's ``param_names`` (what LARS/LAMB statistics use), else ``model``'s parameter names,
+    else ``group{i}.param{j}``. The name table is built once per optimizer (and again if its groups grow).
+    """
+    size = sum(len(group["params"]) for group in optimizer.param_groups)
+    cached = _ALL_LAYERS.get(optimizer)
+    if cached is None or cached[0] != size:
+        model_names = {id(p): n for n, p in model.named_parameters()}
+        layers = []
+        for i, group in enumerate(optimizer.param_groups):
+            names = group.get("param_names") or [
+                model_names.get(id(p), f"group{i}.param{j}") for j, p in enumerate(group["params"])
+            ]
+            layers.extend(zip(names, group["params"], [group] * len(names)))
+        cached = _ALL_LAYERS[optimizer] = (size, layers)
+    return [layer for layer in cached[1] if layer[1].grad is not None]
+
+
+def step_sees_final_gradients(trainer: pl.Trainer, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer``'s own per-step statistics (``layer_stats()``, e.g. LARS's and fused LAMB's ‖g‖) are of
+    the gradients as ``on_before_optimizer_step`` sees them: nothing clips them in between and no fp16 GradScaler
+    can skip the step (which would leave the previous step's statistics in place)."""
+    return hasattr(optimizer, "layer_stats") and not trainer.gradient_clip_val and trainer.precision != "16-mixed"
+
+
+def grad_norms(
+    optimizer: torch.optim.Optimizer, model: nn.Module, step: int, norm_type: float = 2.0
+) -> tuple[list[str], Tensor]:
+    """Layer names and ``norm_type``-norms of the gradients ``optimizer`` is about to apply at ``step``.
+
+    Measured once per step and norm type, whichever monitor asks first (trust ratio and gradient-norm
+    monitors share it); call it from ``on_before_optimizer_step``, when the gradients are final.
+    """
+    cached = _GRAD_NORMS.get(optimizer)
+    if cached is not None and cached[:2] == (step, norm_type):
+        return cached[2], cached[3]
+    layers = named_layers(optimizer, model)
+    names, values = [name for name, _, _ in layers], norms([p.grad for _, p, _ in layers], norm_type)
+    _GRAD_NORMS[optimizer] = (step, norm_type, names, values)
+    return names, values

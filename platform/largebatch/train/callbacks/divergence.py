@@ -21,14 +21,23 @@ from largebatch.train.callbacks._emit import StepCallback, emit
 def batch_loss(outputs: Any) -> Tensor | None:
     """The training loss in ``outputs`` (a tensor, or a dict with ``"loss"``); None for a skipped step."""
     loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-    return loss.detach().float().reshape(()) if isinstance(loss, Tensor) else None
+    return loss if isinstance(loss, Tensor) else None
+
+
+def worse(worst: float | None, loss: float) -> float:
+    """The worse of two losses: NaN wins, ±inf counts as +inf."""
+    loss = abs(loss) if math.isinf(loss) else loss
+    if worst is None or math.isnan(loss):
+        return loss
+    return worst if math.isnan(worst) else max(worst, loss)
 
 
 class DivergenceGuard(StepCallback):
     """Stops training when the training loss is NaN, ±inf, or more than ``factor`` × the initial loss.
 
-    Every batch's loss is folded on the device into the worst loss since the last check (NaN wins, −inf
-    counts as inf), so nothing is missed between checks and no batch forces a host sync. Checks run after an
+    Every batch's loss is folded into the worst loss since the last check (NaN wins, −inf counts as inf),
+    so nothing is missed between checks: on an accelerator the fold stays on the device (no batch forces a
+    host sync); a CPU loss is read directly, which is cheaper than tensor ops. Checks run after an
     optimizer step whose ``trainer.global_step`` is a multiple of ``check_every_n_steps``, and once when training
     ends (so the last steps are covered). The initial loss is
     the first finite value checked; the ``factor`` rule applies from ``global_step > min_steps`` and only when
@@ -49,15 +58,18 @@ class DivergenceGuard(StepCallback):
         self.min_steps = min_steps
         self.initial_loss: float | None = None
         self.diverged: dict[str, Any] | None = None
-        self._worst: Tensor | None = None
+        self._worst: Tensor | float | None = None
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = batch_loss(outputs)
-        if loss is not None:
+        if loss is not None and loss.device.type == "cpu":
+            self._worst = worse(self._worst, loss.item())  # type: ignore[arg-type]
+        elif loss is not None:
+            loss = loss.detach().float().reshape(())
             loss = torch.where(loss.isinf(), loss.abs(), loss)
-            self._worst = loss if self._worst is None else torch.maximum(self._worst, loss)
+            self._worst = loss if self._worst is None else torch.maximum(self._worst, loss)  # type: ignore[arg-type]
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
@@ -67,11 +79,12 @@ class DivergenceGuard(StepCallback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The steps after the last scheduled check are checked too."""
         self._check(trainer, trainer.global_step)
+        super().on_train_end(trainer, pl_module)
 
     def _check(self, trainer: pl.Trainer, step: int) -> None:
         if self._worst is None:
             return
-        value, self._worst = self._worst.item(), None
+        value, self._worst = float(self._worst), None
         reason = self._reason(value, step)
         if not trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
             return

@@ -21,11 +21,13 @@ class GeneralizationGap(Callback):
     """At each training epoch end, evaluates ``pl_module.evaluate`` on ``trainer.datamodule.gap_train_batches()``
     and ``val_batches()`` and logs, at ``step=trainer.global_step``: ``gap/train_loss``, ``gap/train_acc``,
     ``gap/val_loss``, ``gap/val_acc``, ``gen_gap`` = train_acc − val_acc, ``loss_gap`` = val_loss − train_loss
-    and ``epoch`` (the finished epoch, 0-based). The last values stay in :attr:`last` (and in checkpoints).
+    and ``epoch`` (the finished epoch, 0-based). The last values stay in :attr:`last`, measured after optimizer
+    step :attr:`step` (both in checkpoints too).
     """
 
     def __init__(self) -> None:
         self.last: dict[str, float] = {}
+        self.step: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         data = trainer.datamodule
@@ -40,10 +42,12 @@ class GeneralizationGap(Callback):
             "loss_gap": val["loss"] - train["loss"],
             "epoch": float(trainer.current_epoch),
         }
+        self.step = trainer.global_step
         emit(trainer, self.last, trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last": dict(self.last)}
+        return {"last": dict(self.last), "step": self.step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.last = dict(state_dict["last"])
+        self.step = state_dict.get("step")

@@ -8,19 +8,28 @@ accumulation (the gradient of the whole effective batch), AMP unscaling and DDP 
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from largebatch.train.callbacks._emit import StepCallback, check_every, due, emit, norms
+from largebatch.train.callbacks._emit import (
+    StepCallback, check_every, due, emit, grad_norms, step_sees_final_gradients,
+)
 
 
 class GradNormMonitor(StepCallback):
-    """Logs ``grad_norm/global`` and, with ``per_layer``, ``grad_norm/<layer>`` (``pl_module.model``'s names).
+    """Logs ``grad_norm/global`` and, with ``per_layer``, ``grad_norm/<layer>`` for the parameters of the
+    trainer's first optimizer (named as in :func:`~largebatch.train.callbacks._emit.named_layers`).
 
-    Measured on the first optimizer step and every ``every_n_steps``-th with one multi-tensor norm; logged to
-    all loggers at ``step`` = ``trainer.global_step`` after the update. The global norm is the ``norm_type``-norm
-    of the per-layer norms, i.e. of all gradients as one vector (as in ``torch.nn.utils.clip_grad_norm_``).
+    Measured on the first optimizer step and every ``every_n_steps``-th with one multi-tensor norm, shared with
+    :class:`TrustRatioMonitor` when both run on the same step — or, for the 2-norm, read from the optimizer's own
+    step statistics when it reports ‖g‖ of unclipped gradients (LARS, fused LAMB): nothing is measured twice.
+    Logged to all loggers at ``step`` =
+    ``trainer.global_step`` after the update (held and written in blocks, see ``_emit``). The global norm is the
+    ``norm_type``-norm of the per-layer norms, i.e. of all gradients as one vector (as in
+    ``torch.nn.utils.clip_grad_norm_``).
     """
 
     def __init__(self, every_n_steps: int = 10, per_layer: bool = True, norm_type: float = 2.0) -> None:
@@ -33,17 +42,25 @@ class GradNormMonitor(StepCallback):
         self._measured: tuple[list[str], Tensor] | None = None
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        if not due(step, self.every_n_steps):
-            return
-        named = [(name, p.grad) for name, p in pl_module.model.named_parameters() if p.grad is not None]
-        if named:
-            per_layer = norms([g for _, g in named], self.norm_type)
-            total = torch.linalg.vector_norm(per_layer, self.norm_type).reshape(1)
-            self._measured = [name for name, _ in named], torch.cat([total, per_layer])
+        optimizer = trainer.optimizers[0]
+        if not due(step, self.every_n_steps) or (self.norm_type == 2 and step_sees_final_gradients(trainer, optimizer)):
+            return  # in the second case the step's own ‖g‖ is read afterwards (or p.grad, still unchanged, measured)
+        self._measured = grad_norms(optimizer, pl_module.model, step, self.norm_type)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        if self._measured is None:
+        if not due(step, self.every_n_steps):
             return
-        (names, values), self._measured = self._measured, None
-        total, *per_layer = (values if self.per_layer else values[:1]).tolist()
-        emit(trainer, {"grad_norm/global": total, **{f"grad_norm/{n}": v for n, v in zip(names, per_layer)}}, step)
+        measured, self._measured = self._measured, None
+        if measured is None:
+            optimizer = trainer.optimizers[0]
+            stats = optimizer.layer_stats()
+            measured = (stats.names, stats.grad_norm) if stats.grad_norm is not None else grad_norms(
+                optimizer, pl_module.model, step, self.norm_type)
+        names, per_layer = measured
+        if names:
+            total = torch.linalg.vector_norm(per_layer, self.norm_type).reshape(1)
+            self.hold(step, torch.cat([total, per_layer]) if self.per_layer else total, names)
+
+    def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
+        total, *per_layer = values
+        emit(trainer, {"grad_norm/global": total, **{f"grad_norm/{n}": v for n, v in zip(context, per_layer)}}, step)

@@ -6,6 +6,8 @@ model in eval mode (BatchNorm uses its running statistics, so the measured loss 
 of the weights). Power iteration to a relative tolerance ``tol``; logged as ``sharpness/lambda_max`` with
 ``sharpness/iterations`` and ``sharpness/seconds``. Compare runs at matched training loss, not equal epochs:
 sharpness falls as the cross-entropy goes to 0 (Keskar et al. compare at equal epochs; match the loss).
+A run that diverged (a :class:`DivergenceGuard` of the trainer tripped, or a weight is NaN/inf) is not probed at
+its end: the curvature of blown-up weights means nothing, and the iteration would cost as much as a healthy one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from largebatch.train.callbacks._emit import emit
+from largebatch.train.callbacks.divergence import DivergenceGuard
 from largebatch.train.sharpness import top_hessian_eigenvalue
 
 
@@ -35,8 +38,12 @@ class SharpnessProbe(Callback):
             self.measure(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.history or self.history[-1]["step"] != trainer.global_step:
-            self.measure(trainer, pl_module)
+        if self.history and self.history[-1]["step"] == trainer.global_step:
+            return
+        diverged = any(isinstance(c, DivergenceGuard) and c.diverged for c in trainer.callbacks)
+        if diverged or not all(bool(torch.isfinite(p).all()) for p in pl_module.model.parameters()):
+            return
+        self.measure(trainer, pl_module)
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -31,7 +32,7 @@ class Throughput(StepCallback):
     one (exact however asynchronous the device is). ``samples_per_s`` is ``trainer.datamodule.effective_batch_size``
     (samples per optimizer step over all micro-batches and devices) divided by the mean step time.
     Windows restart at every training epoch start, and validation time is not counted. :meth:`summary` gives
-    the medians of the logged values.
+    the medians of the logged values. Values reach the loggers in blocks (see ``_emit``).
     """
 
     def __init__(self, every_n_steps: int = 10) -> None:
@@ -77,4 +78,7 @@ class Throughput(StepCallback):
         samples_per_s = trainer.datamodule.effective_batch_size / step_s
         self.samples_per_s.append(samples_per_s)
         self.step_ms.append(1000.0 * step_s)
-        emit(trainer, {"throughput/samples_per_s": samples_per_s, "throughput/step_ms": 1000.0 * step_s}, step)
+        self.hold(step, [samples_per_s, 1000.0 * step_s])
+
+    def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
+        emit(trainer, {"throughput/samples_per_s": values[0], "throughput/step_ms": values[1]}, step)

@@ -28,33 +28,18 @@ import torch
 from torch import Tensor, nn
 
 from largebatch.optim import LayerStats, trust_ratio
-from largebatch.train.callbacks._emit import StepCallback, check_every, due, emit, emit_layers, norms
+from largebatch.train.callbacks._emit import (
+    Layers, StepCallback, check_every, due, emit, emit_layers, grad_norms, named_layers, norms,
+)
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
-Layers = list[tuple[str, Tensor, dict[str, Any]]]
 AGGREGATES = (("min", min), ("median", statistics.median), ("max", max))
 
 
-def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
-    """(name, parameter, group) for every parameter of ``optimizer`` that has a gradient.
-
-    Names are the group's ``param_names`` (what LARS/LAMB statistics use), else ``model``'s parameter names,
-    else ``group{i}.param{j}``.
-    """
-    model_names = {id(p): n for n, p in model.named_parameters()}
-    layers = []
-    for i, group in enumerate(optimizer.param_groups):
-        names = group.get("param_names") or [
-            model_names.get(id(p), f"group{i}.param{j}") for j, p in enumerate(group["params"])
-        ]
-        layers.extend((name, p, group) for name, p in zip(names, group["params"]) if p.grad is not None)
-    return layers
-
-
-def would_be_lars(layers: Layers) -> LayerStats:
-    """The fallback statistics of ``layers`` for optimizers without ``layer_stats()`` (see the module docstring)."""
+def would_be_lars(layers: Layers, grad_norm: Tensor) -> LayerStats:
+    """The fallback statistics of ``layers`` (whose gradient norms are ``grad_norm``) for optimizers without
+    ``layer_stats()`` (see the module docstring)."""
     weight_norm = norms([p for _, p, _ in layers])
-    grad_norm = norms([p.grad for _, p, _ in layers])
     lr = torch.tensor([float(group["lr"]) for _, _, group in layers], dtype=torch.float64, device=weight_norm.device)
     return LayerStats([name for name, _, _ in layers], weight_norm, grad_norm, trust_ratio(weight_norm, grad_norm), lr,
                       grad_norm)
@@ -62,6 +47,8 @@ def would_be_lars(layers: Layers) -> LayerStats:
 
 def matched(names: list[str], measured: list[str], values: Tensor) -> Tensor:
     """``values`` (one per ``measured`` layer) reordered to ``names``, NaN for a layer not measured."""
+    if names == measured:
+        return values
     position = {name: i for i, name in enumerate(measured)}
     padded = torch.cat([values, values.new_full((1,), float("nan"))])
     return padded[[position.get(name, len(measured)) for name in names]]
@@ -92,10 +79,10 @@ class TrustRatioMonitor(StepCallback):
             return
         optimizer = trainer.optimizers[0]
         if not hasattr(optimizer, "layer_stats"):
-            self._fallback = would_be_lars(named_layers(optimizer, pl_module.model))
+            _, grad_norm = grad_norms(optimizer, pl_module.model, step)
+            self._fallback = would_be_lars(named_layers(optimizer, pl_module.model), grad_norm)
         elif not self._optimizer_gives_grad_norm:
-            layers = named_layers(optimizer, pl_module.model)
-            self._grads = [name for name, _, _ in layers], norms([p.grad for _, p, _ in layers])
+            self._grads = grad_norms(optimizer, pl_module.model, step)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         if not due(step, self.every_n_steps):
@@ -117,24 +104,25 @@ class TrustRatioMonitor(StepCallback):
         if self._frozen is None:  # the groups' adapt flags do not change during a fit
             self._frozen = {name for name, _, group in named_layers(optimizer, pl_module.model)
                             if not group.get("adapt", True)}
-        self._log(trainer, step, stats, grad, [i for i, name in enumerate(stats.names) if name not in self._frozen])
+        columns = (stats.weight_norm, grad, stats.update_norm, stats.trust_ratio, stats.lr)
+        self.hold(step, torch.cat(columns), stats.names)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._frozen = None
 
-    def _log(self, trainer: pl.Trainer, step: int, stats: LayerStats, grad: Tensor, adapted: list[int]) -> None:
-        """One host transfer for the whole table; the aggregates over the ``adapted`` rows are taken on the host."""
-        columns = (stats.weight_norm, grad, stats.update_norm, stats.trust_ratio, stats.lr)
-        flat = torch.cat([c.double() for c in columns]).tolist()
-        n = len(stats.names)
-        table: dict[str, list[Any]] = {"layer": list(stats.names)}
-        table.update({key: flat[k * n:(k + 1) * n] for k, key in enumerate(COLUMNS)})
+    def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
+        """The table and the aggregates over the adapted layers (those not in a group with ``adapt=False``)."""
+        names: list[str] = context
+        n = len(names)
+        table: dict[str, list[Any]] = {"layer": list(names)}
+        table.update({key: values[k * n:(k + 1) * n] for k, key in enumerate(COLUMNS)})
+        adapted = [i for i, name in enumerate(names) if name not in (self._frozen or ())]
         metrics = {}
         if adapted:
             for key, column in (("trust_ratio", table["trust_ratio"]), ("lr_layer", table["lr"])):
                 values = [column[i] for i in adapted]
                 metrics.update({f"{key}/{agg}": f(values) for agg, f in AGGREGATES})
         if self.per_layer_to_loggers:
-            metrics.update({f"trust_ratio/{name}": r for name, r in zip(stats.names, table["trust_ratio"])})
+            metrics.update({f"trust_ratio/{name}": r for name, r in zip(names, table["trust_ratio"])})
         emit(trainer, metrics, step)
         emit_layers(trainer, step, table)

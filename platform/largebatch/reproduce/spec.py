@@ -1,0 +1,341 @@
+"""Table specs (``sweeps/reproduce/<table>/table.yaml``): which sweep runs per profile, how our numbers are
+computed from its results, which published values to show, and the claims with their verdict rules.
+
+A spec is declarative and validated on load like every other YAML file here: a mistake is one line naming the
+file, the key and the allowed values. Paths in a spec (the profiles' sweep files, the dashboard) are relative to
+the spec file. Claims name a ``rule`` (see :mod:`largebatch.reproduce.rules`) and that rule's parameters; the
+rule's statement printed next to each verdict comes from :meth:`ClaimBase.statement`.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import largebatch
+from largebatch.reproduce.published import load_published
+from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
+
+PROFILES = ("smoke", "cpu", "gpu")
+SPEC_FILE = "table.yaml"
+SPEC_DIR = Path("sweeps") / "reproduce"
+ID = r"^[a-z0-9][a-z0-9-]*$"
+Filters = dict[str, Annotated[list[Any], Field(min_length=1)]]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Profile(Section):
+    """One way to run the table: its sweep file and how long it is expected to take on ``machine``."""
+
+    sweep: str
+    minutes: float = Field(gt=0)
+    machine: str
+
+
+class Profiles(Section):
+    smoke: Profile
+    cpu: Profile
+    gpu: Profile
+
+
+class Series(Section):
+    """A line of the table: the runs whose runs-table columns take the listed values (as dashboard filters)."""
+
+    id: str = Field(pattern=ID)
+    label: str
+    where: Filters = Field(min_length=1)
+
+
+class Numbers(Section):
+    """How our numbers come from the results.
+
+    ``batch_cells``: per series × batch size × seed the trial best by ``select`` (the learning rate the sweep
+    tuned), its ``metric``; then mean and standard deviation over seeds. ``layer_ratios``: ‖w‖/‖∇w‖ per layer from
+    the layers table, at the first recorded step (init) and after each of ``epochs``.
+    """
+
+    kind: Literal["batch_cells", "layer_ratios"]
+    select: str = "eval.val_acc"
+    metric: str = "eval.test_acc"
+    display: Literal["percent", "error_percent", "raw"] = "percent"
+    epochs: list[float] = Field(default_factory=lambda: [1.0])
+
+
+class ClaimBase(Section):
+    id: str = Field(pattern=ID)
+    claim: str
+    published: list[str] = Field(default_factory=list, description="ids of the table's published values")
+
+    def series_ids(self) -> list[str]:
+        """The series this claim compares (checked against the spec's series ids)."""
+        return []
+
+
+def _tol(value: float, unit: str) -> str:
+    return f"{value:g} ({value * 100:g} %-points)" if unit == "points" else f"{value:g}"
+
+
+class Degrades(ClaimBase):
+    rule: Literal["degrades"]
+    series: str
+    tolerance: float = Field(gt=0)
+
+    def series_ids(self) -> list[str]:
+        return [self.series]
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if {self.series} falls more than {_tol(self.tolerance, unit)} below its smallest-batch value "
+                "(or diverges) at some larger batch, beyond the spread across seeds")
+
+
+class StaysWithin(ClaimBase):
+    rule: Literal["stays_within"]
+    series: str
+    tolerance: float = Field(gt=0)
+
+    def series_ids(self) -> list[str]:
+        return [self.series]
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if {self.series} stays within {_tol(self.tolerance, unit)} of its smallest-batch value at "
+                "every batch size, none diverging")
+
+
+class SmallerDrop(ClaimBase):
+    rule: Literal["smaller_drop"]
+    series: str
+    than: str
+    margin: float = Field(0.0, ge=0)
+
+    def series_ids(self) -> list[str]:
+        return [self.series, self.than]
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if, at the largest batch both ran, {self.series} loses at least {_tol(self.margin, unit)} "
+                f"less than {self.than} (each against its own smallest batch), beyond the spread across seeds")
+
+
+class BreaksEarlier(ClaimBase):
+    rule: Literal["breaks_earlier"]
+    series: list[str] = Field(min_length=1)
+    than: str
+    tolerance: float = Field(gt=0)
+
+    def series_ids(self) -> list[str]:
+        return [*self.series, self.than]
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if each of {', '.join(self.series)} breaks (falls more than {_tol(self.tolerance, unit)} "
+                f"below its smallest-batch value, or diverges) at a smaller batch than {self.than} does")
+
+
+class BreakPoint(ClaimBase):
+    rule: Literal["break_point"]
+    series: str
+    tolerance: float = Field(gt=0)
+    min_flat: float = Field(4.0, ge=1)
+
+    def series_ids(self) -> list[str]:
+        return [self.series]
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if {self.series} stays within {_tol(self.tolerance, unit)} of its smallest-batch value over "
+                f"at least a {self.min_flat:g}× range of batch sizes, then breaks (falls further, or diverges) at a "
+                "larger batch; the break point is the first batch that breaks")
+
+
+class Ranking(ClaimBase):
+    rule: Literal["ranking"]
+    order: list[str] = Field(min_length=2, description="series ids, best first")
+    tolerance: float = Field(ge=0)
+
+    def series_ids(self) -> list[str]:
+        return list(self.order)
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if no pair of {' > '.join(self.order)} is reversed by more than {_tol(self.tolerance, unit)} "
+                "(beyond the spread across seeds) and at least one pair is ordered as published; closer pairs are ties")
+
+
+class Matches(ClaimBase):
+    rule: Literal["matches"]
+    series: list[str] = Field(min_length=1)
+    target: str
+    tolerance: float = Field(ge=0)
+
+    def series_ids(self) -> list[str]:
+        return [*self.series, self.target]
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if the best of {', '.join(self.series)} is within {_tol(self.tolerance, unit)} of "
+                f"{self.target} (or better)")
+
+
+class RatioSpread(ClaimBase):
+    rule: Literal["ratio_spread"]
+    min_decades: float = Field(1.0, gt=0)
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if at init ‖w‖/‖∇w‖ spans at least {self.min_decades:g} decade(s) across layers (weights and "
+                "biases) in every seed")
+
+
+class WeightBiasGap(ClaimBase):
+    rule: Literal["weight_bias_gap"]
+    min_decades: float = Field(1.0, gt=0)
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if at init, in some layer, the weight's and the bias's ‖w‖/‖∇w‖ differ by at least "
+                f"{self.min_decades:g} decade(s), in every seed")
+
+
+class RatioFalls(ClaimBase):
+    rule: Literal["ratio_falls"]
+    epoch: float = Field(gt=0)
+    factor: float = Field(2.0, gt=1)
+
+    def statement(self, unit: str) -> str:
+        return (f"holds if the median ‖w‖/‖∇w‖ over weight layers after epoch {self.epoch:g} is at least "
+                f"{self.factor:g}× below its value at init, in every seed")
+
+
+Claim = Annotated[Degrades | StaysWithin | SmallerDrop | BreaksEarlier | BreakPoint | Ranking | Matches | RatioSpread
+                  | WeightBiasGap | RatioFalls, Field(discriminator="rule")]
+RULES: dict[str, type[ClaimBase]] = {
+    typing.get_args(typ.model_fields["rule"].annotation)[0]: typ
+    for typ in (Degrades, StaysWithin, SmallerDrop, BreaksEarlier, BreakPoint, Ranking, Matches, RatioSpread,
+                WeightBiasGap, RatioFalls)
+}
+LAYER_RULES = ("ratio_spread", "weight_bias_gap", "ratio_falls")
+
+
+class TableSpec(Section):
+    """One reproduced table (see the module docstring)."""
+
+    table: str = Field(pattern=ID)
+    title: str
+    reproduces: str
+    profiles: Profiles
+    dashboard: str
+    numbers: Numbers
+    series: list[Series] = Field(default_factory=list)
+    noise: float = Field(1.0, ge=0, description="differences within noise × the seeds' spread are inconclusive")
+    claims: list[Claim] = Field(min_length=1)
+
+
+def _allowed(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """The keys allowed at ``loc`` (a claim's keys depend on its rule)."""
+    if loc[:1] == ("claims",) and len(loc) >= 2:
+        claims = data.get("claims") if isinstance(data, Mapping) else None
+        entry = claims[loc[1]] if isinstance(claims, list) and isinstance(loc[1], int) else None
+        model = RULES.get(entry.get("rule")) if isinstance(entry, Mapping) else None
+        return sorted(model.model_fields) if model is not None else []
+    section: Any = TableSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = section.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        args = getattr(annotation, "__args__", ())
+        section = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if section is None:
+            return []
+    return sorted(section.model_fields)
+
+
+def _check_references(spec: TableSpec, source: str) -> None:
+    """Series ids, published ids and rule kinds that the schema alone cannot check."""
+    series = [s.id for s in spec.series]
+    published = [v.id for v in load_published().values(spec.table)]
+    for i, claim in enumerate(spec.claims):
+        for sid in claim.series_ids():
+            if sid not in series:
+                raise ConfigError(f"{source}: key 'claims[{i}]': unknown series {sid!r}; allowed: {', '.join(series)}")
+        for pid in claim.published:
+            if pid not in published:
+                raise ConfigError(f"{source}: key 'claims[{i}].published': unknown value {pid!r}; allowed (from the "
+                                  f"published data of {spec.table}): {', '.join(published) or 'none'}")
+        rule: str = claim.rule  # type: ignore[attr-defined]
+        if (rule in LAYER_RULES) != (spec.numbers.kind == "layer_ratios"):
+            allowed = LAYER_RULES if spec.numbers.kind == "layer_ratios" else [r for r in RULES if r not in LAYER_RULES]
+            raise ConfigError(f"{source}: key 'claims[{i}].rule': {rule!r} does not apply to numbers.kind "
+                              f"{spec.numbers.kind}; allowed: {', '.join(allowed)}")
+
+
+def validate_spec(data: Mapping[str, Any], source: str) -> TableSpec:
+    """Validate plain spec data; ConfigError names ``source``, the key and the allowed values."""
+    try:
+        spec = TableSpec.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(format_errors(err, source, key=tagged_list_key(RULES), special=tag_error("rule", RULES),
+                                        allowed_keys=lambda loc: _allowed(tuple(loc), data))) from None
+    _check_references(spec, source)
+    return spec
+
+
+@dataclass(frozen=True)
+class Table:
+    """A validated spec and the file it came from (paths in it are relative to that file)."""
+
+    spec: TableSpec
+    path: Path
+
+    def profile(self, name: str) -> Profile:
+        if name not in PROFILES:
+            raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+        return getattr(self.spec.profiles, name)  # type: ignore[no-any-return]
+
+    def sweep_path(self, profile: str) -> Path:
+        return self._relative(self.profile(profile).sweep, f"profiles.{profile}.sweep")
+
+    def dashboard_path(self) -> Path:
+        return self._relative(self.spec.dashboard, "dashboard")
+
+    def _relative(self, name: str, key: str) -> Path:
+        path = (self.path.parent / name).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{self.path}: key '{key}': no such file {path}")
+        return path
+
+
+def load_table(path: str | Path) -> Table:
+    """Read and validate one table spec."""
+    path = Path(path)
+    spec = validate_spec(read_yaml(path), str(path))
+    if path.name == SPEC_FILE and spec.table != path.parent.name:
+        raise ConfigError(f"{path}: key 'table': {spec.table!r} must be the folder's name, {path.parent.name!r}")
+    return Table(spec, path)
+
+
+def spec_dir(given: str | Path | None = None) -> Path:
+    """Where table specs live: ``given``, else ``./sweeps/reproduce``, else the source checkout's; ConfigError
+    when none exists."""
+    if given is not None:
+        candidates = [Path(given)]
+    else:
+        candidates = [SPEC_DIR, Path(largebatch.__file__).resolve().parents[2] / SPEC_DIR]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise ConfigError(f"no table specs: none of {', '.join(map(str, candidates))} is a folder; give --specs DIR")
+
+
+def find_tables(folder: Path) -> dict[str, Path]:
+    """Table name → spec file, for every ``<folder>/<table>/table.yaml`` (sorted by name)."""
+    return {path.parent.name: path for path in sorted(folder.glob(f"*/{SPEC_FILE}"))}
+
+
+def table_path(folder: Path, name: str) -> Path:
+    """The spec file of table ``name``; ConfigError listing the tables there otherwise."""
+    tables = find_tables(folder)
+    if name not in tables:
+        raise ConfigError(f"unknown table {name!r}; tables in {folder}: {', '.join(tables) or 'none'}")
+    return tables[name]
