@@ -78,7 +78,8 @@ def display_value(value: float, display: str) -> str:
 def _cell_text(row: pd.Series, display: str) -> str:
     if row["trials"] and row["diverged"] >= row["trials"]:
         return "diverged"
-    spread = "" if math.isnan(row["std"]) else f" ± {display_value(row['std'], 'raw' if display == 'raw' else 'percent')}"
+    std_display = "raw" if display == "raw" else "percent"  # an error's spread is the accuracy's spread
+    spread = "" if math.isnan(row["std"]) else f" ± {display_value(row['std'], std_display)}"
     diverged = f" ({int(row['diverged'])}/{int(row['trials'])} diverged)" if row["diverged"] else ""
     return display_value(row["mean"], display) + spread + diverged
 
@@ -95,7 +96,8 @@ def ratios_markdown(ratios: pd.DataFrame) -> pd.DataFrame:
     """Layers (weights, then biases) × time points: the median ‖w‖/‖∇w‖ over seeds, 3 significant digits."""
     median = ratios.groupby(["kind", "layer", "epoch"], sort=False)["ratio"].median().reset_index()
     wide = median.pivot(index=["kind", "layer"], columns="epoch", values="ratio")
-    order = [(k, layer) for k in ("weight", "bias") for layer in dict.fromkeys(ratios["layer"]) if (k, layer) in wide.index]
+    layers = dict.fromkeys(ratios["layer"])
+    order = [(k, layer) for k in ("weight", "bias") for layer in layers if (k, layer) in wide.index]
     wide = wide.reindex(order)
     wide.columns = ["init" if e == 0 else f"epoch {e:g}" for e in wide.columns]
     return wide.map(lambda v: "–" if pd.isna(v) else f"{v:.3g}").reset_index().drop(columns="kind")

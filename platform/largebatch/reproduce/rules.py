@@ -204,7 +204,8 @@ def break_point(cells: pd.DataFrame, series: str, tolerance: float, min_flat: fl
         return Verdict(INCONCLUSIVE, f"no break within the tested range {_span(c, reference)}; extend the batch range")
     flat = [b for b in c.batches if b < broken]
     last_flat = flat[-1] if flat else reference
-    detail = f"flat {reference}–{last_flat} ({last_flat / reference:g}×), break point {broken} ({c.describe(broken)})"
+    detail = (f"flat {reference}–{last_flat} ({last_flat / reference:g}×), "
+              f"break point {broken} ({c.describe(broken)})")
     return Verdict(HOLDS if last_flat / reference >= min_flat else FAILS, detail)
 
 

@@ -15,24 +15,15 @@ from largebatch.sweep import SweepFolder, load_sweep
 from largebatch.sweep.space import Sweep
 
 
-def _finished(folder: SweepFolder, sweep: Sweep) -> bool:
-    """Whether ``folder`` holds every trial of ``sweep``, none pending or running."""
-    from largebatch.sweep.launch import expected_trials
-
-    trials = folder.read_trials()
-    return len(trials) >= expected_trials(sweep) and all(t["state"] not in ("pending", "running")
-                                                          for t in trials.values())
-
-
 def run_or_resume(sweep: Sweep, folder: SweepFolder, address: str | None, echo: Callable[[str], None]) -> bool:
     """Run ``sweep`` into ``folder``, resume it when it was interrupted, or reuse it when finished; True when it
     is still unfinished afterwards (interrupted again)."""
     import optuna
 
-    from largebatch.sweep.launch import run_sweep
+    from largebatch.sweep.launch import run_sweep, unfinished
     from largebatch.sweep.progress import console_is_live
 
-    if folder.sweep_file.exists() and _finished(folder, sweep):
+    if folder.sweep_file.exists() and not unfinished(folder.read_trials(), sweep):
         if folder.read_sweep().resolved() != sweep.resolved():
             echo(f"note: {sweep.source} differs from the finished sweep in {folder.root}; showing the stored results "
                  "(give another --runs-root to run the edited sweep)")

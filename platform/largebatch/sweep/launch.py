@@ -119,8 +119,7 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
             tuner = _new_tuner(sweep, folder, trainable, live, resume)
         results = tuner.fit()
     trials = folder.read_trials()
-    unfinished = any(entry["state"] in ("pending", "running") for entry in trials.values())
-    return SweepOutcome(folder, trials, interrupted=unfinished or len(results) < expected_trials(sweep))
+    return SweepOutcome(folder, trials, interrupted=unfinished(trials, sweep) or len(results) < expected_trials(sweep))
 
 
 def _capped(sweep: Sweep, fit: int) -> Sweep:
@@ -132,3 +131,8 @@ def _capped(sweep: Sweep, fit: int) -> Sweep:
 def expected_trials(sweep: Sweep) -> int:
     """How many trials the sweep runs: grid cells × ``num_samples``."""
     return len(sweep.cells()) * sweep.config.num_samples
+
+
+def unfinished(trials: TrialIndex, sweep: Sweep) -> bool:
+    """Whether the trial index ``trials`` lacks some of ``sweep``'s trials or has one pending or running."""
+    return len(trials) < expected_trials(sweep) or any(t["state"] in ("pending", "running") for t in trials.values())
