@@ -141,10 +141,15 @@ def test_cli_bad_config_is_one_clear_error(tmp_path: Path) -> None:
 def test_ddp_on_two_cpu_processes_shares_one_run(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "largebatch", "train", str(EXPERIMENTS / "digits_cnn_bn.yaml"), "--set",
            "budget={epochs: 1}", "model.options.width=0.25", "tracking.wandb.mode=disabled", "trainer.accelerator=cpu",
-           "trainer.devices=2", "trainer.strategy=ddp", "--runs-root", str(tmp_path)]
+           "trainer.devices=2", "trainer.strategy=ddp", "max_micro_batch=16", "logging.every_n_steps=2",
+           "probes.noise_scale={enabled: true, every_n_steps: 2}", "--runs-root", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["plan"]["devices"] == 2
-    assert summary["plan"]["micro_batch"] * 2 == summary["plan"]["batch_size"]
+    plan = summary["plan"]
+    assert summary["status"] == "completed" and plan["devices"] == 2 and plan["accumulate"] > 1
+    assert plan["micro_batch"] * plan["accumulate"] * 2 == plan["batch_size"]
+    # the data-parallel estimator: the first micro-batch per device (not yet all-reduced) vs the global batch
+    b_simple = pd.read_csv(run / "metrics.csv").query("name == 'noise_scale/b_simple'")["value"]
+    assert len(b_simple) > 0 and b_simple.notna().all() and (b_simple.abs() < 1e6).all()
