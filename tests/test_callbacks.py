@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from largebatch.optim import LAMB, LARS, param_groups
 from largebatch.train.callbacks import (
-    DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor,
+    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor, find,
 )
 
 Batch = tuple[Tensor, Tensor]
@@ -253,6 +253,83 @@ def test_generalization_gap_formula_and_state() -> None:
     restored = GeneralizationGap()
     restored.load_state_dict(gap.state_dict())
     assert restored.last == gap.last
+
+
+class Validated(Net):
+    """Its validation loop logs val/loss = 2.0 and val/acc = 0.125 (``evaluate`` gives 1.5 and 0.25)."""
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.log("val/loss", 2.0)
+        self.log("val/acc", 0.125)
+
+
+class ValData(Data):
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_batches() * 2, batch_size=None)
+
+
+@pytest.mark.parametrize(("trainer_kwargs", "val_loss"), [
+    ({}, {3: 2.0, 6: 2.0}),  # validated at every epoch end: taken from the validation loop
+    ({"check_val_every_n_epoch": 2}, {3: 1.5, 6: 2.0}),  # not validated after epoch 0: evaluated
+    ({"limit_val_batches": 0.5}, {3: 1.5, 6: 1.5}),  # validated on part of the set only: evaluated
+])
+def test_generalization_gap_takes_the_validation_loops_values_when_it_ran_at_the_step(
+    trainer_kwargs: dict[str, Any], val_loss: dict[int, float]
+) -> None:
+    _, rec = fit(Validated("sgd"), [GeneralizationGap()], ValData(n_batches=3), max_epochs=2, **trainer_kwargs)
+    assert rec.series("gap/val_loss") == val_loss
+    assert rec.series("gap/val_acc") == {step: 0.125 if loss == 2.0 else 0.25 for step, loss in val_loss.items()}
+    assert rec.series("gap/train_acc") == {3: 0.75, 6: 0.75}
+
+
+class Counting(pl.Callback):
+    """Counts the hooks Lightning (or a group) calls on it; overrides two of them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.calls.append("on_train_batch_end")
+
+    def on_train_end(self, *args: Any) -> None:
+        self.calls.append("on_train_end")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"calls": len(self.calls)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.calls = ["restored"] * state_dict["calls"]
+
+
+def test_a_callback_group_forwards_only_the_hooks_members_implement() -> None:
+    counting, guard = Counting(), DivergenceGuard()
+    group = CallbackGroup([counting, guard])
+    assert group._dispatch["on_before_zero_grad"] == []  # nobody implements it: nothing is called
+    assert [m.__self__ for m in group._dispatch["on_train_batch_end"]] == [counting, guard]
+    trainer, _ = fit(Net("sgd", scale={2: NAN}), [group], max_steps=6)
+    assert counting.calls == ["on_train_batch_end"] * 3 + ["on_train_end"]  # the guard stopped the run at step 3
+    assert guard.diverged is not None and guard.diverged["step"] == 3
+    assert find(trainer, DivergenceGuard) == [guard] and find(trainer, Counting) == [counting]
+
+    restored = CallbackGroup([Counting(), DivergenceGuard()])
+    restored.load_state_dict(group.state_dict())
+    assert restored.members[0].calls == ["restored"] * 4
+    assert restored.members[1].diverged == guard.diverged
+    with pytest.raises(ValueError, match="distinct state keys"):
+        CallbackGroup([Counting(), Counting()])
+
+
+def test_grouped_monitors_log_what_separate_ones_do() -> None:
+    def monitors() -> list[pl.Callback]:
+        return [TrustRatioMonitor(every_n_steps=2), GradNormMonitor(every_n_steps=2), Throughput(every_n_steps=2)]
+
+    _, separate = fit(Net("lamb"), monitors(), max_steps=7)
+    _, grouped = fit(Net("lamb"), [CallbackGroup(monitors())], max_steps=7)
+    strip = [(step, {k: v for k, v in m.items() if not k.startswith("throughput/")}) for step, m in separate.rows]
+    assert strip == [(step, {k: v for k, v in m.items() if not k.startswith("throughput/")})
+                     for step, m in grouped.rows]
+    assert separate.layers == grouped.layers
+    assert sorted(grouped.series("throughput/step_ms")) == [1, 2, 4, 6]
 
 
 NAN, INF = float("nan"), float("inf")

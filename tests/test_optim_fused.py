@@ -124,6 +124,93 @@ def test_fused_matches_eager_with_per_group_settings(case: str, kernels: ModuleT
         assert torch.equal(fused_stats.trust_ratio[3:], torch.ones(len(params) - 3))
 
 
+def block_shapes(kernels: ModuleType) -> list[tuple[int, ...]]:
+    """A bucket that the LAMB kernel splits into several cache blocks.
+
+    Blocks: [A, bias] (just within the budget), [B] (A, bias and B would not fit), [C] alone (larger than the budget
+    and than the u' all threads keep, so pass 2 recomputes part of it), then the small ones; the last is zero.
+    """
+    budget = kernels.LAMB_BLOCK_BYTES // 12  # elements of x, m and v
+    a, b, c = budget - 1000, budget // 2, kernels.LAMB_KEPT_ELEMENTS + 5 * 2**15 + 123
+    assert c > budget and a + 1000 + b > budget
+    return [(a // 100, 100), (1000,), (b // 50, 50), (c,), (7, 3), (5,), (64,)]
+
+
+BLOCK_CASES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "phi_and_ratio_clamps": {"weight_norm_bounds": (0.0, 10.0), "ratio_bounds": (0.05, 2.0)},
+    "trust_clip": {"trust_clip": True},
+    "decoupled": {"weight_decay_mode": "decoupled", "weight_decay": 0.1},
+    "nvlamb_pre_normalization": {"grad_pre_normalization": 1.0},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BLOCK_CASES))
+def test_lamb_fused_matches_eager_across_cache_blocks(case: str, kernels: ModuleType) -> None:
+    """Several blocks, one tensor over the block budget, adapt=False and no-decay groups, zero norms."""
+    shapes = block_shapes(kernels)
+    small = [(6, 2), (50,)]  # in the no-decay group: (50,) gets a zero gradient, so ‖u‖ = 0 there
+    results = []
+    for fused in (True, False):
+        params = make_params(shapes + small + [(200, 100), (9,)])
+        adapted, no_decay, plain = params[: len(shapes)], params[len(shapes) : -2], params[-2:]
+        with torch.no_grad():
+            adapted[-1].zero_()  # ‖x‖ = 0 at step 1
+        groups = [{"params": adapted}, {"params": no_decay, "weight_decay": 0.0}, {"params": plain, "adapt": False}]
+        opt = LAMB(groups, lr=1e-2, fused=fused, **BLOCK_CASES[case])
+        steps = []
+        for t in range(1, 4):
+            for p, g in zip(params, grads_at(t, [tuple(p.shape) for p in params])):
+                p.grad = g.float()
+            no_decay[-1].grad.zero_()  # with m = v = 0 and no decay, ‖u‖ = 0
+            before = [p.detach().double() for p in params]
+            opt.step()
+            steps.append((opt.layer_stats(), before, [p.grad.double() for p in params]))
+        results.append((params, steps))
+    (fused_params, fused_steps), (eager_params, eager_steps) = results
+    for f, e in zip(fused_params, eager_params):
+        torch.testing.assert_close(f.detach(), e.detach(), rtol=2e-5, atol=2e-6)
+    for (stats, before, grads), (eager_stats, _, _) in zip(fused_steps, eager_steps):
+        # the kernel sums in double; the eager float32 norm of the 2.2M-element tensor is ~3e-5 off
+        for field in ("weight_norm", "update_norm", "trust_ratio", "lr"):
+            torch.testing.assert_close(getattr(stats, field), getattr(eager_stats, field), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(stats.weight_norm, torch.stack([x.norm() for x in before]).float(), rtol=1e-6,
+                                   atol=0.0)
+        torch.testing.assert_close(stats.grad_norm, torch.stack([g.norm() for g in grads]).float(), rtol=1e-6,
+                                   atol=0.0)
+        assert torch.equal(stats.lr, 1e-2 * stats.trust_ratio)
+    first, last = fused_steps[0][0], fused_steps[-1][0]
+    n_adapted, n_no_decay = len(shapes), len(small)
+    assert first.weight_norm[n_adapted - 1] == 0.0 and first.trust_ratio[n_adapted - 1] == 1.0
+    for stats in (first, last):
+        assert stats.update_norm[n_adapted + n_no_decay - 1] == 0.0
+        assert stats.trust_ratio[n_adapted + n_no_decay - 1] == 1.0
+        assert torch.equal(stats.trust_ratio[-2:], torch.ones(2))  # adapt=False
+    if case == "phi_and_ratio_clamps":
+        assert (last.trust_ratio[[0, 2, 3]] == 0.05).all()  # the matrices: φ = 10, ‖u‖ in the hundreds
+    if case == "trust_clip":
+        assert last.trust_ratio.max() == 1.0
+
+
+def test_lamb_fused_blocks_do_not_depend_on_the_thread_count(kernels: ModuleType) -> None:
+    """Which windows keep u' for pass 2 (the rest recompute it) depends on the thread count; the bits do not."""
+    results = []
+    threads = torch.get_num_threads()
+    for n in (1, 2, 3):
+        torch.set_num_threads(n)
+        try:
+            params = make_params(block_shapes(kernels))
+            opt = LAMB(params, lr=0.1, weight_decay=1e-3, fused=True)
+            run(opt, params, range(1, 4))
+        finally:
+            torch.set_num_threads(threads)
+        results.append((params, opt.layer_stats()))
+    (first, first_stats), *others = results
+    for params, stats in others:
+        assert all(torch.equal(a, b) for a, b in zip(first, params))
+        assert torch.equal(stats.trust_ratio, first_stats.trust_ratio)
+
+
 @pytest.mark.parametrize("cls", [LAMB, LARS])
 def test_fused_results_do_not_depend_on_the_thread_count(cls: type, kernels: ModuleType) -> None:
     results = []
@@ -213,7 +300,7 @@ def test_only_float32_contiguous_cpu_lists_reach_the_kernels(
     run(opt, plain + others + [strided, meta], range(1, 3))
     run(reference, reference_params, range(1, 3))
 
-    first_pass = [call for call in spy.calls if call[0] in ("lamb_moments_and_norms", "lars_norms")]
+    first_pass = [call for call in spy.calls if call[0] in ("lamb_step", "lars_norms")]
     assert [(dtypes, accepted) for _, dtypes, accepted in first_pass] == [
         ([torch.float32] * len(plain), True), ([torch.float32], False)
     ] * 2

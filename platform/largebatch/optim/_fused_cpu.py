@@ -1,10 +1,20 @@
 """The fused CPU kernels of LARS and LAMB: ``_fused_cpu.cpp`` JIT-compiled once with torch's C++ extension builder.
 
-An eager multi-tensor step streams the model many times (LAMB ~27 floats per parameter); the kernels do it in
-two passes: pass 1 updates what only depends on the gradient (LAMB's moments) and returns per-layer norms,
-Python turns those into trust ratios with :func:`largebatch.optim.trust_ratio.trust_ratio`, pass 2 applies
-the step with one coefficient per layer (LAMB 10 floats per parameter, LARS 7). They take float32 contiguous
-CPU tensors only; the optimizers route everything else to the eager path.
+An eager multi-tensor step streams the model many times (LAMB ~27 floats per parameter); the kernels stream it
+about once or twice. They take float32 contiguous CPU tensors only; the optimizers route everything else to the
+eager path.
+
+* LAMB (You et al. 2019, Algorithm 2): ``lamb_step`` does the whole step in one call, block by block, a block
+  being consecutive tensors with up to ``LAMB_BLOCK_BYTES`` (8 MiB) of x, m and v together (a larger tensor is a
+  block of its own). Pass 1 updates the moments and sums ‖x‖², ‖u‖², ‖g‖² per layer; the block's trust ratios
+  follow in C++, by the rule of :func:`largebatch.optim.trust_ratio.trust_ratio`; pass 2 applies the step while
+  the block is still in cache, each thread walking back over its own part of pass 1 and reading the direction u
+  that pass 1 kept for its last windows (``LAMB_KEPT_ELEMENTS`` in all threads) instead of recomputing it from
+  m and v. About 7 floats per parameter go through memory where the blocks fit in cache (what Adam needs: read
+  x, g, m, v, write x, m, v), up to 10 for tensors larger than the cache.
+* LARS (You et al. 2017, Algorithm 1): two passes over the bucket, ``lars_norms`` then ``lars_apply``, with the
+  trust ratios computed in Python between them by :func:`~largebatch.optim.trust_ratio.trust_ratio` (7 floats
+  per parameter).
 
 The build is cached in torch's extension directory (``TORCH_EXTENSIONS_DIR``, default
 ``~/.cache/torch_extensions``), one build per instruction set torch dispatches to

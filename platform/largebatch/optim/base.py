@@ -72,7 +72,8 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
     def _kernels(self, bucket: Bucket) -> ModuleType | None:
         """The fused CPU kernels when this bucket may use them (float32 on CPU, fused not off), else None.
 
-        The kernels still decline (return None from their first pass) lists with non-contiguous tensors.
+        The kernels still decline (return None from ``lamb_step`` or ``lars_norms``) lists with non-contiguous
+        tensors.
         """
         param = bucket.params[0]
         if not self.fused or param.device.type != "cpu" or param.dtype != torch.float32:
@@ -132,4 +133,9 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         Computed by the step itself, so reading them costs nothing but the concatenation here.
         """
         return LayerStats.concat(self._stats)
+
+    def bucket_stats(self) -> list[LayerStats]:
+        """:meth:`layer_stats` before the concatenation: one entry per parameter bucket, as the step computed them
+        (fresh tensors every step, so they may be kept): for readers that join many steps at once."""
+        return list(self._stats)
 

@@ -14,9 +14,11 @@ paper v1. ``trust_clip=True`` caps the ratio at 1 (LAMBC), ``ratio_bounds`` clam
 ``grad_pre_normalization=c`` divides all gradients by max(1, ‖g‖_global / c) first (NVIDIA's NVLAMB);
 ``p.grad`` is never modified.
 
-On float32 CPU parameters the step runs as two fused passes (:mod:`largebatch.optim._fused_cpu`): pass 1
-updates m and v and returns ‖x‖, ‖u‖ and ‖g‖ per layer, :func:`trust_ratio` turns the norms into ratios, pass 2
-recomputes u from m, v, x and applies the step (10 floats per parameter against ~27 for the multi-tensor ops).
+On float32 CPU parameters the step is one call into the fused kernels (:mod:`largebatch.optim._fused_cpu`),
+which walk the bucket in cache-sized blocks of consecutive layers: pass 1 updates m and v and sums ‖x‖, ‖u‖ and
+‖g‖ per layer, the trust ratios follow in C++ (the rule of :func:`trust_ratio`), pass 2 applies the step while
+the block is still in cache. That streams about 7 floats per parameter from memory where the blocks fit in cache
+(as many as Adam) and up to 10 for layers larger than the cache, against ~27 for the multi-tensor ops.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class LAMB(LayerwiseOptimizer):
         ratio_bounds: clamp of the trust ratio; ``trust_clip=True`` is ``ratio_bounds=(None, 1)`` (LAMBC).
         grad_pre_normalization: NVLAMB's bound on the global gradient norm; None (default) is off.
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
-        fused: the fused CPU kernels (two passes, 10 floats per parameter) for float32 CPU parameters;
+        fused: the fused CPU kernels (one cache-blocked call per step, see above) for float32 CPU parameters;
             None (default) uses them when they can be built. Their ``layer_stats()`` carry ‖g‖ as well.
     """
 
@@ -127,13 +129,12 @@ class LAMB(LayerwiseOptimizer):
         grad_scale = None if self._grad_scale is None else self._grad_scale.to(params[0].device)
 
         kernels = self._kernels(bucket)
-        norms = None if kernels is None else kernels.lamb_moments_and_norms(
-            params, bucket.grads, exp_avgs, exp_avg_sqs, grad_scale, beta1, beta2, eps_hat, wd_in_update, c)
-        if norms is not None:  # fused pass 1: moments, ‖x‖, ‖u‖ = c·‖u'‖ and ‖g‖ in one sweep
-            weight_norm, update_norm, grad_norm = norms.unbind()
-            ratio = self._ratio(group, weight_norm, update_norm)
-            kernels.lamb_apply(params, exp_avgs, exp_avg_sqs, (-lr * c) * ratio, eps_hat, wd_in_update, decay)
-            return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
+        stats = None if kernels is None else kernels.lamb_step(
+            params, bucket.grads, exp_avgs, exp_avg_sqs, grad_scale, beta1, beta2, eps_hat, wd_in_update, c, lr, decay,
+            group["adapt"], group["weight_norm_bounds"], group["ratio_bounds"])
+        if stats is not None:  # fused: moments, norms, trust ratios (as _ratio) and the step, block by block
+            weight_norm, update_norm, ratio, layer_lr, grad_norm = stats.unbind()
+            return LayerStats(bucket.names, weight_norm, update_norm, ratio, layer_lr, grad_norm)
 
         update = self._work_buffers(params)
         grads: list[Tensor] = bucket.grads
@@ -164,7 +165,10 @@ class LAMB(LayerwiseOptimizer):
 
     @staticmethod
     def _ratio(group: dict[str, Any], weight_norm: Tensor, update_norm: Tensor) -> Tensor:
-        """φ(‖x‖)/‖u‖ per layer (clamped as configured); 1 in groups with ``adapt=False``."""
+        """φ(‖x‖)/‖u‖ per layer (clamped as configured); 1 in groups with ``adapt=False``.
+
+        The fused kernel applies the same rule in C++ (``TrustRule`` in ``_fused_cpu.cpp``).
+        """
         if not group["adapt"]:
             return torch.ones_like(weight_norm)
         return trust_ratio(

@@ -7,7 +7,8 @@ Both papers rescale each layer's step by how large the weights are compared with
 
 :func:`trust_ratio` computes ``coefficient·φ(‖w‖) / (‖u‖ + eps)`` for a whole bucket of layers at once from
 stacked norm vectors (tensor ops only: no ``.item()``, no host synchronisation) and returns 1 wherever ‖w‖ or
-‖u‖ is 0, so a zero-initialised bias still learns (a bug of several public implementations).
+‖u‖ is 0, so a zero-initialised bias still learns (a bug of several public implementations). The fused CPU
+LAMB step applies the same rule in C++ (``TrustRule`` in ``_fused_cpu.cpp``); tests keep the two in agreement.
 """
 
 from __future__ import annotations

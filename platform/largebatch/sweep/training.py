@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from largebatch.sweep.reporting import Report, finished_result, time_axes, with_finite_objective
 from largebatch.sweep.space import Sweep
-from largebatch.train.callbacks import GeneralizationGap
+from largebatch.train.callbacks import GeneralizationGap, find
 from largebatch.train.runner import RUN_DIR_ENV, train
 from largebatch.train.store import CONFIG
 
@@ -25,9 +25,8 @@ from largebatch.train.store import CONFIG
 def epoch_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
     """The metrics and time axes of the epoch that just ended (see the module docstring)."""
     metrics: dict[str, Any] = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        if isinstance(callback, GeneralizationGap):
-            metrics.update({k: v for k, v in callback.last.items() if k != "epoch"})
+    for gap in find(trainer, GeneralizationGap):
+        metrics.update({k: v for k, v in gap.last.items() if k != "epoch"})
     return {**metrics, **time_axes(trainer.global_step, pl_module.plan.as_dict()), "status": "running"}
 
 

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from largebatch.data import build_dataset
 from largebatch.models import build_model
 from largebatch.train.callbacks import (
-    DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
+    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
     TrustRatioMonitor,
 )
 from largebatch.train.config import ConfigError, ExperimentConfig
@@ -77,7 +77,8 @@ def _probes(config: ExperimentConfig) -> dict[str, Callback]:
     return probes
 
 
-def _callbacks(config: ExperimentConfig, checkpoint_dir: Path) -> dict[str, Callback]:
+def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
+    """The telemetry callbacks, by role (the runner registers them as one :class:`CallbackGroup`)."""
     every = config.logging.telemetry_every_n_steps
     return {
         "trust_ratio": TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
@@ -87,10 +88,14 @@ def _callbacks(config: ExperimentConfig, checkpoint_dir: Path) -> dict[str, Call
         "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
         "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
         **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
-        # one rolling checkpoint at each epoch end (monitor=None, top-1 = the latest): what --resume continues from
-        "checkpoint": ModelCheckpoint(dirpath=checkpoint_dir, filename=CHECKPOINT.removesuffix(".ckpt"),
-                                      save_top_k=1, every_n_epochs=1, enable_version_counter=False),
     }
+
+
+def _checkpoint(checkpoint_dir: Path) -> ModelCheckpoint:
+    """One rolling checkpoint at each epoch end (monitor=None, top-1 = the latest): what ``--resume`` continues
+    from."""
+    return ModelCheckpoint(dirpath=checkpoint_dir, filename=CHECKPOINT.removesuffix(".ckpt"), save_top_k=1,
+                           every_n_epochs=1, enable_version_counter=False)
 
 
 def _final_evaluation(
@@ -183,14 +188,15 @@ def train(
     mirror = wandb_logger(config.tracking.wandb, store.path, store.run_id, resolved)
     if mirror is not None:
         loggers.append(mirror)
-    ours = _callbacks(config, store.path / "checkpoints")
+    ours = _callbacks(config)
     t = config.trainer
     trainer = pl.Trainer(**{
         **dict(
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
             max_steps=plan.total_steps, max_epochs=-1, accumulate_grad_batches=plan.accumulate,
             gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
-            logger=loggers, callbacks=[*ours.values(), *callbacks], log_every_n_steps=config.logging.every_n_steps,
+            logger=loggers, log_every_n_steps=config.logging.every_n_steps,
+            callbacks=[CallbackGroup(list(ours.values())), _checkpoint(store.path / "checkpoints"), *callbacks],
             enable_progress_bar=_progress_bar(config.logging.progress_bar), enable_model_summary=False,
             num_sanity_val_steps=0, default_root_dir=store.path,
         ),

@@ -15,8 +15,9 @@ One directory per run under a runs root (default ``./runs``; sweeps nest runs in
 
 CSV files (RFC 4180, UTF-8, ``\\n`` line ends): the header is written only when the file is new, so a resumed
 run appends to the same files. ``step`` is the optimizer step (an integer), ``epoch`` an integer or empty, ``time``
-Unix seconds; floats are written with ``repr`` (shortest exact form: ``nan``, ``inf`` and ``-inf`` round-trip)
-and names are quoted as needed (commas, quotes). Each log call's rows are flushed to the OS before it returns
+Unix seconds; metric values are written with ``repr`` (shortest exact form: ``nan``, ``inf`` and ``-inf``
+round-trip), the per-layer statistics (float32 measurements) with 9 significant digits, which give back every float32
+exactly; names are quoted as needed (commas, quotes). Each log call's rows are flushed to the OS before it returns
 (inside ``RunStore.block()``, at the end of the block), so a killed run keeps everything it logged. A trailing
 partial line (a write cut off by a crash) is ignored by readers and dropped when the file is next opened for
 appending.
@@ -52,12 +53,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from io import BytesIO
+from itertools import chain, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -229,16 +231,20 @@ def csv_cell(text: str) -> str:
     return text
 
 
-def float_cell(value: Any) -> str:
-    """A float cell: ``repr`` (shortest exact form; ``nan``, ``inf``, ``-inf`` round-trip); None is NaN."""
-    return "nan" if value is None else repr(float(value))
+@lru_cache(maxsize=64)
+def _layer_rows(layers: tuple[str, ...], present: tuple[bool, ...]) -> str:
+    """The ``%``-template of one step's ``layers.csv`` rows: per layer the step, then each of ``LAYER_STATS``
+    (9 significant digits where ``present``, else ``nan``)."""
+    cells = ",".join("%.9g" if given else "nan" for given in present)
+    return "".join(f"%d,{csv_cell(layer).replace('%', '%%')},{cells}\n" for layer in layers)
 
 
 class _Appender:
     """An append-only CSV file, opened on first write, header written only when the file is new.
 
-    Rows arrive as ready-made lines (cells joined by commas, see :func:`csv_cell`): telemetry writes several
-    per optimizer step, and building lines directly costs a fraction of ``csv.writer``.
+    Rows arrive as ready-made text (names escaped once, see :func:`csv_cell`; a layer table formatted with one
+    ``%`` from a template cached per set of layers, :func:`_layer_rows`): telemetry writes many rows per
+    optimizer step, and this costs a fraction of ``csv.writer``.
     """
 
     def __init__(self, path: Path, header: Sequence[str]) -> None:
@@ -259,11 +265,11 @@ class _Appender:
             file.write(self.header + "\n")
         return file
 
-    def write(self, lines: Iterable[str]) -> None:
-        """Append ``lines`` (without line ends) and flush them to the OS."""
+    def write_text(self, text: str) -> None:
+        """Append ``text`` (whole lines, each ending in a newline) and flush it to the OS."""
         if self._file is None:
             self._file = self._open()
-        self._file.write("".join(line + "\n" for line in lines))
+        self._file.write(text)
         if not self.deferred:
             self._file.flush()
 
@@ -366,25 +372,30 @@ class RunStore:
         if reserved:
             raise ValueError(f"{reserved} are columns of metrics.csv, not metric names (pass epoch=...)")
         prefix = f"{int(step)},{'' if epoch is None else int(epoch)},"
-        suffix = "," + repr(round(time.time(), 3))
-        self._metrics.write(
-            prefix + csv_cell(name) + "," + float_cell(value) + suffix for name, value in metrics.items()
-        )
+        suffix = f",{round(time.time(), 3)!r}\n"
+        self._metrics.write_text("".join([
+            f"{prefix}{csv_cell(name)},{math.nan if value is None else float(value)!r}{suffix}"
+            for name, value in metrics.items()
+        ]))
 
     def log_layers(self, step: int, table: Mapping[str, Sequence[Any]]) -> None:
-        """Append a columnar per-layer table at ``step``: ``layer`` plus any of ``LAYER_STATS`` (missing → NaN)."""
+        """Append a columnar per-layer table at ``step``: ``layer`` plus any of ``LAYER_STATS`` (a missing column or
+        a None value is NaN).
+
+        The statistics are float32 measurements: they are written with 9 significant digits, which give back
+        every float32 value exactly.
+        """
         unknown = set(table) - {"layer", *LAYER_STATS}
         if "layer" not in table or unknown:
             raise ValueError(f"a layer table needs 'layer' and only {list(LAYER_STATS)}; got {sorted(table)}")
-        layers = list(table["layer"])
-        columns = [list(table.get(stat, [math.nan] * len(layers))) for stat in LAYER_STATS]
+        layers = tuple(table["layer"])
+        columns = [table[stat] for stat in LAYER_STATS if stat in table]
         if any(len(column) != len(layers) for column in columns):
             raise ValueError(f"every column of a layer table needs {len(layers)} values (one per layer)")
-        prefix = f"{int(step)},"
-        self._layers.write(
-            prefix + csv_cell(layer) + "," + ",".join(map(float_cell, values))
-            for layer, *values in zip(layers, *columns)
-        )
+        template = _layer_rows(layers, tuple(stat in table for stat in LAYER_STATS))
+        step = int(step)
+        columns = [[math.nan if v is None else v for v in column] if None in column else column for column in columns]
+        self._layers.write_text(template % tuple(chain.from_iterable(zip(repeat(step, len(layers)), *columns))))
 
     @contextmanager
     def block(self) -> Iterator[None]:

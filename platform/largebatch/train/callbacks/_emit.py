@@ -25,6 +25,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from largebatch.optim import LayerStats
+
 HALF = (torch.float16, torch.bfloat16)
 Layers = list[tuple[str, Tensor, dict[str, Any]]]
 FLUSH_EVERY_N_STEPS = 50
@@ -41,7 +43,7 @@ class StepCallback(Callback):
 
     def __init__(self) -> None:
         self._step: int | None = None
-        self._held: list[tuple[int, Tensor | list[float], Any]] = []
+        self._held: list[tuple[int, Sequence[Tensor] | list[float], Any]] = []
         self._flushed_at = time.perf_counter()
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
@@ -50,32 +52,33 @@ class StepCallback(Callback):
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         """Called after optimizer step ``step``; nothing by default."""
 
-    def hold(self, step: int, values: Tensor | list[float], context: Any = None) -> None:
-        """Keep ``values`` of ``step`` (a device tensor, flattened, or host floats) and any ``context`` for
-        :meth:`write` at the next flush."""
-        self._held.append((step, values.reshape(-1) if isinstance(values, Tensor) else values, context))
+    def hold(self, step: int, values: Sequence[Tensor] | list[float], context: Any = None) -> None:
+        """Keep ``values`` of ``step`` — device tensors (flattened and joined in order at the flush) or host
+        floats — and any ``context`` for :meth:`write` at the next flush. Holding costs no tensor operation."""
+        self._held.append((step, values, context))
 
     def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
         """Log the held ``values`` (as Python floats) of ``step``; subclasses that :meth:`hold` override this."""
         raise NotImplementedError
 
     def flush(self, trainer: pl.Trainer) -> None:
-        """Every held value to the loggers, in step order, with one host transfer."""
+        """Every held value to the loggers, in step order, with one concatenation and one host transfer."""
         held, self._held = self._held, []
         self._flushed_at = time.perf_counter()
         if not held:
             return
-        tensors = [values for _, values, _ in held if isinstance(values, Tensor)]
-        flat = torch.cat(tensors).double().tolist() if tensors else []
+        tensors = [t for _, values, _ in held if values and isinstance(values[0], Tensor) for t in values]
+        flat = joined(tensors).tolist() if tensors else []
         offset = 0
         with ExitStack() as blocks:  # loggers that can, write the whole block to the OS at once
             for logger in trainer.loggers:
                 if callable(getattr(logger, "block", None)):
                     blocks.enter_context(logger.block())
             for step, values, context in held:
-                if isinstance(values, Tensor):
-                    values, offset = flat[offset:offset + values.numel()], offset + values.numel()
-                self.write(trainer, step, values, context)
+                if values and isinstance(values[0], Tensor):
+                    size = sum(t.numel() for t in values)
+                    values, offset = flat[offset:offset + size], offset + size
+                self.write(trainer, step, values, context)  # type: ignore[arg-type]
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -134,6 +137,16 @@ def emit_layers(trainer: pl.Trainer, step: int, table: dict[str, list[Any]]) -> 
             log_layers(step, table)
 
 
+def joined(tensors: Sequence[Tensor]) -> Tensor:
+    """``tensors`` flattened and joined into one vector: one ``torch.cat`` in the usual case (1-D tensors on one
+    device, dtypes promoted), else each is flattened and moved to the first one's device."""
+    try:
+        return torch.cat(list(tensors))
+    except RuntimeError:  # 0-d tensors, or several devices
+        device = tensors[0].device
+        return torch.cat([t.reshape(-1).to(device) for t in tensors])
+
+
 def norms(tensors: Sequence[Tensor], norm_type: float = 2.0) -> Tensor:
     """The ``norm_type``-norm of each tensor, in order, as one float32 vector on the first tensor's device.
 
@@ -177,6 +190,13 @@ def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
             layers.extend(zip(names, group["params"], [group] * len(names)))
         cached = _ALL_LAYERS[optimizer] = (size, layers)
     return [layer for layer in cached[1] if layer[1].grad is not None]
+
+
+def step_stats(optimizer: torch.optim.Optimizer) -> list[LayerStats]:
+    """``optimizer``'s statistics of its last step (it has ``layer_stats()``), one part per parameter bucket where
+    it offers them so (``bucket_stats()``, nothing joined), else one part."""
+    by_bucket = getattr(optimizer, "bucket_stats", None)
+    return by_bucket() if callable(by_bucket) else [optimizer.layer_stats()]
 
 
 def step_sees_final_gradients(trainer: pl.Trainer, optimizer: torch.optim.Optimizer) -> bool:

@@ -59,6 +59,7 @@ class DivergenceGuard(StepCallback):
         self.initial_loss: float | None = None
         self.diverged: dict[str, Any] | None = None
         self._worst: Tensor | float | None = None
+        self._ranks = 1  # the trainer's world size, read when a fit starts
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -71,6 +72,9 @@ class DivergenceGuard(StepCallback):
             loss = torch.where(loss.isinf(), loss.abs(), loss)
             self._worst = loss if self._worst is None else torch.maximum(self._worst, loss)  # type: ignore[arg-type]
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ranks = trainer.world_size
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         if step % self.check_every_n_steps == 0:
@@ -86,7 +90,10 @@ class DivergenceGuard(StepCallback):
             return
         value, self._worst = float(self._worst), None
         reason = self._reason(value, step)
-        if not trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
+        diverged = reason is not None
+        if self._ranks > 1:
+            diverged = trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if not diverged:
             return
         trainer.should_stop = True
         if self.diverged is None:  # the first record stands (Trainer(min_steps=...) may delay the stop)

@@ -23,16 +23,35 @@ class GeneralizationGap(Callback):
     ``gap/val_loss``, ``gap/val_acc``, ``gen_gap`` = train_acc − val_acc, ``loss_gap`` = val_loss − train_loss
     and ``epoch`` (the finished epoch, 0-based). The last values stay in :attr:`last`, measured after optimizer
     step :attr:`step` (both in checkpoints too).
+
+    The validation side is not evaluated twice: when Lightning's validation loop ran over the whole validation
+    set at this very step (the usual case: once per epoch, just before this hook) and logged ``val_metrics``
+    (loss, accuracy; weighted by batch size, i.e. the same means), those values are taken.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, val_metrics: tuple[str, str] = ("val/loss", "val/acc")) -> None:
+        self.val_metrics = val_metrics
         self.last: dict[str, float] = {}
         self.step: int | None = None
+        self._validated: tuple[int, dict[str, float]] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated = None
+        whole = isinstance(trainer.limit_val_batches, float) and trainer.limit_val_batches == 1.0
+        logged = trainer.callback_metrics
+        if trainer.sanity_checking or not whole or not all(key in logged for key in self.val_metrics):
+            return
+        loss, accuracy = (float(logged[key]) for key in self.val_metrics)
+        self._validated = (trainer.global_step, {"loss": loss, "accuracy": accuracy})
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         data = trainer.datamodule
         train = pl_module.evaluate(data.gap_train_batches())
-        val = pl_module.evaluate(data.val_batches())
+        validated, self._validated = self._validated, None
+        if validated is not None and validated[0] == trainer.global_step:
+            val = validated[1]
+        else:
+            val = pl_module.evaluate(data.val_batches())
         self.last = {
             "gap/train_loss": train["loss"],
             "gap/train_acc": train["accuracy"],

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 
 from largebatch.train.callbacks._emit import emit
 from largebatch.train.callbacks.divergence import DivergenceGuard
+from largebatch.train.callbacks.group import find
 from largebatch.train.sharpness import top_hessian_eigenvalue
 
 
@@ -40,7 +41,7 @@ class SharpnessProbe(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.history and self.history[-1]["step"] == trainer.global_step:
             return
-        diverged = any(isinstance(c, DivergenceGuard) and c.diverged for c in trainer.callbacks)
+        diverged = any(guard.diverged for guard in find(trainer, DivergenceGuard))
         if diverged or not all(bool(torch.isfinite(p).all()) for p in pl_module.model.parameters()):
             return
         self.measure(trainer, pl_module)

@@ -43,6 +43,7 @@ class Throughput(StepCallback):
         self._start: float | None = None
         self._steps = 0
         self._paused_at: float | None = None
+        self._batch = 0
 
     def summary(self) -> dict[str, float]:
         """Medians of the logged ``samples_per_s`` and ``step_ms`` (NaN before anything was logged)."""
@@ -52,6 +53,7 @@ class Throughput(StepCallback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize(pl_module)
+        self._batch = trainer.datamodule.effective_batch_size
         self._start, self._steps = time.perf_counter(), 0
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -75,7 +77,7 @@ class Throughput(StepCallback):
         now = time.perf_counter()
         step_s = (now - self._start) / self._steps
         self._start, self._steps = now, 0
-        samples_per_s = trainer.datamodule.effective_batch_size / step_s
+        samples_per_s = self._batch / step_s
         self.samples_per_s.append(samples_per_s)
         self.step_ms.append(1000.0 * step_s)
         self.hold(step, [samples_per_s, 1000.0 * step_s])

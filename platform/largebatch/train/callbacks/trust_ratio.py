@@ -20,20 +20,18 @@ Where the values come from:
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from largebatch.optim import LayerStats, trust_ratio
 from largebatch.train.callbacks._emit import (
-    Layers, StepCallback, check_every, due, emit, emit_layers, grad_norms, named_layers, norms,
+    Layers, StepCallback, check_every, due, emit, emit_layers, grad_norms, named_layers, norms, step_stats,
 )
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
-AGGREGATES = (("min", min), ("median", statistics.median), ("max", max))
 
 
 def would_be_lars(layers: Layers, grad_norm: Tensor) -> LayerStats:
@@ -54,6 +52,12 @@ def matched(names: list[str], measured: list[str], values: Tensor) -> Tensor:
     return padded[[position.get(name, len(measured)) for name in names]]
 
 
+def min_median_max(values: list[float]) -> tuple[float, float, float]:
+    """The smallest, median (mean of the middle two for an even count) and largest of ``values``."""
+    ordered, k = sorted(values), len(values)
+    return ordered[0], (ordered[(k - 1) // 2] + ordered[k // 2]) / 2, ordered[-1]
+
+
 class TrustRatioMonitor(StepCallback):
     """Logs the per-layer trust ratio and lr on the first optimizer step and every ``every_n_steps``-th.
 
@@ -63,6 +67,8 @@ class TrustRatioMonitor(StepCallback):
     ``per_layer_to_loggers=True`` also ``trust_ratio/<layer>``. To loggers with ``log_layers``: the table
     ``layer, weight_norm, grad_norm, update_norm, trust_ratio, lr`` (NaN where unknown). The median of an
     even number of layers is the mean of the middle two. Only the first optimizer of the trainer is watched.
+    A logging step costs no tensor operation: the step's own statistics are held as they are and joined with
+    those of the other held steps when the block is written.
     """
 
     def __init__(self, every_n_steps: int = 10, per_layer_to_loggers: bool = False) -> None:
@@ -73,6 +79,7 @@ class TrustRatioMonitor(StepCallback):
         self._grads: tuple[list[str], Tensor] | None = None
         self._optimizer_gives_grad_norm = False
         self._frozen: set[str] | None = None
+        self._adapted: dict[tuple[str, ...], list[int]] = {}
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         if not due(step, self.every_n_steps):
@@ -90,38 +97,45 @@ class TrustRatioMonitor(StepCallback):
         fallback, grads, self._fallback, self._grads = self._fallback, self._grads, None, None
         optimizer = trainer.optimizers[0]
         if fallback is not None:
-            stats = fallback
+            parts = [fallback]
         else:
-            stats = optimizer.layer_stats()
-            self._optimizer_gives_grad_norm = stats.grad_norm is not None
-        if not stats.names:
+            parts = step_stats(optimizer)
+            self._optimizer_gives_grad_norm = all(part.grad_norm is not None for part in parts)
+        names = [name for part in parts for name in part.names]
+        if not names:
             return
-        if stats.grad_norm is not None:
-            grad = stats.grad_norm
+        if all(part.grad_norm is not None for part in parts):
+            grad = [part.grad_norm for part in parts]
         else:
             assert grads is not None, "grad norms are measured whenever the optimizer does not report them"
-            grad = matched(stats.names, *grads).to(stats.weight_norm)
+            grad = [matched(names, *grads)]
         if self._frozen is None:  # the groups' adapt flags do not change during a fit
             self._frozen = {name for name, _, group in named_layers(optimizer, pl_module.model)
                             if not group.get("adapt", True)}
-        columns = (stats.weight_norm, grad, stats.update_norm, stats.trust_ratio, stats.lr)
-        self.hold(step, torch.cat(columns), stats.names)
+        columns = [part.weight_norm for part in parts] + grad  # held in COLUMNS order
+        for column in ("update_norm", "trust_ratio", "lr"):
+            columns += [getattr(part, column) for part in parts]
+        self.hold(step, columns, names)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._frozen = None
+        self._adapted.clear()
 
     def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
         """The table and the aggregates over the adapted layers (those not in a group with ``adapt=False``)."""
         names: list[str] = context
         n = len(names)
-        table: dict[str, list[Any]] = {"layer": list(names)}
+        table: dict[str, list[Any]] = {"layer": names}
         table.update({key: values[k * n:(k + 1) * n] for k, key in enumerate(COLUMNS)})
-        adapted = [i for i, name in enumerate(names) if name not in (self._frozen or ())]
+        key = tuple(names)
+        adapted = self._adapted.get(key)
+        if adapted is None:
+            adapted = self._adapted[key] = [i for i, name in enumerate(names) if name not in (self._frozen or ())]
         metrics = {}
         if adapted:
-            for key, column in (("trust_ratio", table["trust_ratio"]), ("lr_layer", table["lr"])):
-                values = [column[i] for i in adapted]
-                metrics.update({f"{key}/{agg}": f(values) for agg, f in AGGREGATES})
+            for prefix, column in (("trust_ratio", table["trust_ratio"]), ("lr_layer", table["lr"])):
+                low, middle, high = min_median_max([column[i] for i in adapted])
+                metrics.update({f"{prefix}/min": low, f"{prefix}/median": middle, f"{prefix}/max": high})
         if self.per_layer_to_loggers:
             metrics.update({f"trust_ratio/{name}": r for name, r in zip(names, table["trust_ratio"])})
         emit(trainer, metrics, step)
