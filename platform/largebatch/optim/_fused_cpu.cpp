@@ -151,15 +151,12 @@ std::vector<double> per_tensor(const Plan& plan, const std::vector<double>& part
   return sums;
 }
 
-// A [rows, n] float32 tensor of scale_r·sqrt(sum).
-at::Tensor norms(const std::vector<double>& sums, int64_t n, const std::vector<double>& scales) {
-  const int64_t rows = static_cast<int64_t>(scales.size());
+// The first `rows` rows of per-tensor sums of squares as a [rows, n] float32 tensor of norms.
+at::Tensor norms(const std::vector<double>& sums, int64_t n, int64_t rows) {
   at::Tensor out = at::empty({rows, n}, at::TensorOptions().dtype(at::kFloat));
   float* o = out.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < n; ++i) {
-      o[r * n + i] = static_cast<float>(scales[r] * std::sqrt(sums[r * n + i]));
-    }
+  for (int64_t i = 0; i < rows * n; ++i) {
+    o[i] = static_cast<float>(std::sqrt(sums[i]));
   }
   return out;
 }
@@ -493,7 +490,7 @@ std::optional<at::Tensor> lars_norms(const TensorList& params, const TensorList&
     });
   }
   const std::vector<double> sums = per_tensor(plan, partial, n, 3);
-  return norms(sums, n, direction_norm ? std::vector<double>{1.0, 1.0, 1.0} : std::vector<double>{1.0, 1.0});
+  return norms(sums, n, direction_norm ? 3 : 2);
 }
 
 // LARS pass 2 with per-layer coefficients a_l = coefficients[0][l] (into the buffer) and

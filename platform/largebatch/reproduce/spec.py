@@ -83,26 +83,26 @@ def _tol(value: float, unit: str) -> str:
     return f"{value:g} ({value * 100:g} %-points)" if unit == "points" else f"{value:g}"
 
 
-class Degrades(ClaimBase):
-    rule: Literal["degrades"]
+class OneSeriesClaim(ClaimBase):
+    """A claim about one series against its own smallest-batch value, within ``tolerance``."""
+
     series: str
     tolerance: float = Field(gt=0)
 
     def series_ids(self) -> list[str]:
         return [self.series]
+
+
+class Degrades(OneSeriesClaim):
+    rule: Literal["degrades"]
 
     def statement(self, unit: str) -> str:
         return (f"holds if {self.series} falls more than {_tol(self.tolerance, unit)} below its smallest-batch value "
                 "(or diverges) at some larger batch, beyond the spread across seeds")
 
 
-class StaysWithin(ClaimBase):
+class StaysWithin(OneSeriesClaim):
     rule: Literal["stays_within"]
-    series: str
-    tolerance: float = Field(gt=0)
-
-    def series_ids(self) -> list[str]:
-        return [self.series]
 
     def statement(self, unit: str) -> str:
         return (f"holds if {self.series} stays within {_tol(self.tolerance, unit)} of its smallest-batch value at "
@@ -137,14 +137,9 @@ class BreaksEarlier(ClaimBase):
                 f"below its smallest-batch value, or diverges) at a smaller batch than {self.than} does")
 
 
-class BreakPoint(ClaimBase):
+class BreakPoint(OneSeriesClaim):
     rule: Literal["break_point"]
-    series: str
-    tolerance: float = Field(gt=0)
     min_flat: float = Field(4.0, ge=1)
-
-    def series_ids(self) -> list[str]:
-        return [self.series]
 
     def statement(self, unit: str) -> str:
         return (f"holds if {self.series} stays within {_tol(self.tolerance, unit)} of its smallest-batch value over "

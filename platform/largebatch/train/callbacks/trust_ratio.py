@@ -96,15 +96,14 @@ class TrustRatioMonitor(StepCallback):
             return
         fallback, grads, self._fallback, self._grads = self._fallback, self._grads, None, None
         optimizer = trainer.optimizers[0]
-        if fallback is not None:
-            parts = [fallback]
-        else:
-            parts = step_stats(optimizer)
-            self._optimizer_gives_grad_norm = all(part.grad_norm is not None for part in parts)
+        parts = [fallback] if fallback is not None else step_stats(optimizer)
+        gives_grad_norm = all(part.grad_norm is not None for part in parts)
+        if fallback is None:
+            self._optimizer_gives_grad_norm = gives_grad_norm
         names = [name for part in parts for name in part.names]
         if not names:
             return
-        if all(part.grad_norm is not None for part in parts):
+        if gives_grad_norm:
             grad = [part.grad_norm for part in parts]
         else:
             assert grads is not None, "grad norms are measured whenever the optimizer does not report them"
