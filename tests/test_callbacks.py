@@ -7,11 +7,13 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -21,8 +23,11 @@ from largebatch.optim import LAMB, LARS, param_groups
 from largebatch.train.callbacks import (
     CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor, find,
 )
+from largebatch.train.callbacks._emit import StepCallback
+from largebatch.train.callbacks.trust_ratio import min_median_max
 
 Batch = tuple[Tensor, Tensor]
+NAN, INF = float("nan"), float("inf")
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
 
 
@@ -183,6 +188,14 @@ def test_trust_ratio_logs_the_optimizers_own_statistics(optimizer: str) -> None:
         assert all(m["trust_ratio/max"] < 1.0 for _, m in rec.rows if "trust_ratio/max" in m)
 
 
+def test_min_median_max_per_step_with_nan_last() -> None:
+    values = torch.tensor([[3.0, 1.0, 2.0, 4.0], [NAN, 1.0, 2.0, 0.5]], dtype=torch.float64)
+    got = min_median_max(values)
+    assert got[0].tolist() == [1.0, 2.5, 4.0]  # even count: the mean of the middle two
+    assert got[1, :2].tolist() == [0.5, 1.5] and math.isnan(got[1, 2])  # a NaN ratio shows as the max
+    assert min_median_max(values[:, :3])[0].tolist() == [1.0, 2.0, 3.0]
+
+
 def test_trust_ratio_for_other_optimizers_is_weight_over_grad_norm() -> None:
     net = Net("sgd")
     nn.init.zeros_(net.model[2].bias)  # ‖w‖ = 0 on the first step: ratio 1
@@ -304,8 +317,9 @@ class Counting(pl.Callback):
 def test_a_callback_group_forwards_only_the_hooks_members_implement() -> None:
     counting, guard = Counting(), DivergenceGuard()
     group = CallbackGroup([counting, guard])
-    assert group._dispatch["on_before_zero_grad"] == []  # nobody implements it: nothing is called
-    assert [m.__self__ for m in group._dispatch["on_train_batch_end"]] == [counting, guard]
+    assert "on_before_zero_grad" not in vars(group)  # nobody implements it: Lightning's no-op
+    assert group.on_fit_start == guard.on_fit_start  # one member implements it: its own method, no forwarding
+    assert [m.__self__ for m in group.on_train_batch_end.methods] == [counting, guard]
     trainer, _ = fit(Net("sgd", scale={2: NAN}), [group], max_steps=6)
     assert counting.calls == ["on_train_batch_end"] * 3 + ["on_train_end"]  # the guard stopped the run at step 3
     assert guard.diverged is not None and guard.diverged["step"] == 3
@@ -332,19 +346,18 @@ def test_grouped_monitors_log_what_separate_ones_do() -> None:
     assert sorted(grouped.series("throughput/step_ms")) == [1, 2, 4, 6]
 
 
-NAN, INF = float("nan"), float("inf")
-
 
 @pytest.mark.parametrize(
     ("scale", "guard", "trainer_kwargs", "step", "reason"),
     [
         ({2: NAN}, {}, {}, 3, "nan"),
         ({1: INF}, {}, {}, 2, "inf"),
+        ({3: -INF}, {}, {}, 4, "inf"),  # −inf counts as inf, also once the initial loss sets a limit
         ({3: 100.0}, {"factor": 10.0}, {}, 4, "exceeded 10×initial"),
         ({2: NAN}, {"check_every_n_steps": 2}, {}, 4, "nan"),  # not checked at step 3, still caught at 4
         ({2: NAN}, {}, {"accumulate_grad_batches": 2}, 2, "nan"),  # first micro-batch of step 2
     ],
-    ids=["nan", "inf", "spike", "between-checks", "accumulated"],
+    ids=["nan", "inf", "minus-inf", "spike", "between-checks", "accumulated"],
 )
 def test_divergence_guard_stops_at_the_step(
     scale: dict[int, float], guard: dict[str, Any], trainer_kwargs: dict[str, Any], step: int, reason: str
@@ -435,6 +448,38 @@ def test_held_values_are_flushed_in_blocks(monkeypatch: pytest.MonkeyPatch) -> N
     trainer.fit(Net("sgd"), datamodule=Data(n_batches=10))
     assert seen.seen == [0, 0, 3, 3, 3, 6, 6]  # blocks of 3 steps; the 7th arrives when training ends
     assert sorted(recorder.series("grad_norm/global")) == [1, 2, 3, 4, 5, 6, 7]
+
+
+class StepCheck(StepCallback):
+    """Its own step and the trainer's, before and after every optimizer step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before: list[tuple[int, int]] = []
+        self.after: list[tuple[int, int]] = []
+
+    def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        self.before.append((step, trainer.global_step + 1))
+
+    def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        self.after.append((step, trainer.global_step))
+
+
+def test_step_callbacks_count_the_trainers_steps_across_epochs_accumulation_and_resume(tmp_path: Path) -> None:
+    def run(check: StepCheck, **kwargs: Any) -> pl.Trainer:
+        trainer = pl.Trainer(
+            accelerator="cpu", devices=1, logger=False, max_steps=12, accumulate_grad_batches=2,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            callbacks=[check, ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=3, save_top_k=-1)])
+        trainer.fit(Net("sgd"), datamodule=Data(n_batches=9), **kwargs)  # 4.5 steps an epoch
+        return trainer
+
+    first, resumed = StepCheck(), StepCheck()
+    run(first)
+    run(resumed, ckpt_path=str(next(tmp_path.glob("*step=6.ckpt"))))
+    for check, steps in ((first, range(1, 13)), (resumed, range(7, 13))):
+        assert [own for own, _ in check.after] == [own for own, _ in check.before] == list(steps)
+        assert all(own == trainers for own, trainers in check.before + check.after)
 
 
 class Crash(pl.Callback):

@@ -111,17 +111,23 @@ def test_cells_read_back_through_the_csv_module(text: str) -> None:
     assert pd.read_csv(io.StringIO("a,b,c\n" + line), keep_default_na=False)["b"].tolist() == [text]
 
 
-def test_a_block_of_log_calls_reaches_the_file_at_its_end(tmp_path: Path) -> None:
-    with new_run(tmp_path) as store:
-        store.log_metrics(1, {"a": 1.0})
-        with store.block():
-            for step in (2, 3):
-                store.log_metrics(step, {"a": float(step)})
-                store.log_layers(step, {"layer": ["w"], "weight_norm": [float(step)]})
-        assert store.read_metrics()["step"].tolist() == [1, 2, 3]  # read by another handle: flushed
-        assert store.read_layers()["weight_norm"].tolist() == [2.0, 3.0]
-        store.log_metrics(4, {"a": 4.0})  # and back to a flush per call
-        assert store.read_metrics()["step"].tolist() == [1, 2, 3, 4]
+def test_blocks_of_steps_write_the_rows_of_one_call_per_step(tmp_path: Path) -> None:
+    names, layers = ["a", "b,c"], ["w", "%s"]
+    with new_run(tmp_path / "block") as block, new_run(tmp_path / "steps") as steps:
+        block.log_metric_block([2, 3], names, [1.5, math.nan, 2.5, math.inf])
+        block.log_layer_block([2, 3], layers, {"weight_norm": [1.0, 2.0, 3.0, 4.0], "lr": [0.1, math.nan, 0.3, 0.4]})
+        for step, metrics, weight, lr in ((2, [1.5, math.nan], [1.0, 2.0], [0.1, None]),
+                                          (3, [2.5, math.inf], [3.0, 4.0], [0.3, 0.4])):
+            steps.log_metrics(step, dict(zip(names, metrics)))
+            steps.log_layers(step, {"layer": layers, "weight_norm": weight, "lr": lr})
+        written = [store.read_metrics().drop(columns="time") for store in (block, steps)]
+        pd.testing.assert_frame_equal(*written)
+        pd.testing.assert_frame_equal(block.read_layers(), steps.read_layers())
+        assert block.read_metrics()["step"].tolist() == [2, 2, 3, 3]  # read by another handle: flushed
+        with pytest.raises(ValueError, match="2 x 2"):
+            block.log_metric_block([4, 5], names, [1.0])
+        with pytest.raises(ValueError, match="per step"):
+            block.log_layer_block([4, 5], layers, {"lr": [1.0, 2.0]})
 
 
 def test_bad_rows_are_refused(tmp_path: Path) -> None:

@@ -1,10 +1,13 @@
-"""A Lightning logger that writes into a ``RunStore`` (metrics.csv, layers.csv); rank zero only."""
+"""A Lightning logger that writes into a ``RunStore`` (metrics.csv, layers.csv); rank zero only.
+
+Besides Lightning's ``log_metrics`` it takes telemetry in blocks of steps (``log_metric_block``, ``log_layer_block``:
+one file write per block) and per-layer tables (``log_layers``).
+"""
 
 from __future__ import annotations
 
 from argparse import Namespace
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
@@ -61,13 +64,23 @@ class RunStoreLogger(Logger):
             self.store.log_metrics(self._last_step, values, epoch=None if epoch is None else int(epoch))
 
     @rank_zero_only
+    def log_metric_block(
+        self, steps: Sequence[int], names: Sequence[str], values: Sequence[float], digits: int | None = None
+    ) -> None:
+        """Metrics of several steps in one write (see ``RunStore.log_metric_block``)."""
+        if steps:
+            self._last_step = int(steps[-1])
+            self.store.log_metric_block(steps, names, values, digits=digits)
+
+    @rank_zero_only
     def log_layers(self, step: int, table: Mapping[str, Sequence[Any]]) -> None:
         """A columnar per-layer table (see ``RunStore.log_layers``)."""
         self.store.log_layers(step, table)
 
-    def block(self) -> AbstractContextManager[None]:
-        """Log calls inside reach the OS at the end (see ``RunStore.block``)."""
-        return self.store.block()
+    @rank_zero_only
+    def log_layer_block(self, steps: Sequence[int], layers: Sequence[str], table: Mapping[str, Sequence[Any]]) -> None:
+        """The per-layer tables of several steps in one write (see ``RunStore.log_layer_block``)."""
+        self.store.log_layer_block(steps, layers, table)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

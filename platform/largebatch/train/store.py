@@ -17,8 +17,8 @@ CSV files (RFC 4180, UTF-8, ``\\n`` line ends): the header is written only when 
 run appends to the same files. ``step`` is the optimizer step (an integer), ``epoch`` an integer or empty, ``time``
 Unix seconds; metric values are written with ``repr`` (shortest exact form: ``nan``, ``inf`` and ``-inf``
 round-trip), the per-layer statistics (float32 measurements) with 9 significant digits, which give back every float32
-exactly; names are quoted as needed (commas, quotes). Each log call's rows are flushed to the OS before it returns
-(inside ``RunStore.block()``, at the end of the block), so a killed run keeps everything it logged. A trailing
+exactly; names are quoted as needed (commas, quotes). Each log call's rows (telemetry comes in blocks of steps, one
+call each) are written and flushed to the OS before it returns, so a killed run keeps everything it logged. A trailing
 partial line (a write cut off by a crash) is ignored by readers and dropped when the file is next opened for
 appending.
 
@@ -53,8 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
@@ -239,19 +238,26 @@ def _layer_rows(layers: tuple[str, ...], present: tuple[bool, ...]) -> str:
     return "".join(f"%d,{csv_cell(layer).replace('%', '%%')},{cells}\n" for layer in layers)
 
 
+@lru_cache(maxsize=256)
+def _metric_rows(names: tuple[str, ...], digits: int | None) -> str:
+    """The ``%``-template of one step's ``metrics.csv`` rows: per name the step, epoch cell, name, value
+    (``repr``, or ``digits`` significant digits) and time cell."""
+    value = "%r" if digits is None else f"%.{digits}g"
+    return "".join(f"%d,%s,{csv_cell(name).replace('%', '%%')},{value},%s\n" for name in names)
+
+
 class _Appender:
     """An append-only CSV file, opened on first write, header written only when the file is new.
 
-    Rows arrive as ready-made text (names escaped once, see :func:`csv_cell`; a layer table formatted with one
-    ``%`` from a template cached per set of layers, :func:`_layer_rows`): telemetry writes many rows per
-    optimizer step, and this costs a fraction of ``csv.writer``.
+    Rows arrive as ready-made text (names escaped once, see :func:`csv_cell`; a block of rows formatted with one
+    ``%`` from a template cached per set of names, :func:`_metric_rows`, :func:`_layer_rows`): telemetry writes
+    many rows per optimizer step, and this costs a fraction of ``csv.writer``.
     """
 
     def __init__(self, path: Path, header: Sequence[str]) -> None:
         self.path = path
         self.header = ",".join(map(csv_cell, header))
         self._file: IO[str] | None = None
-        self.deferred = False  # True: leave the flush to the end of a block (see RunStore.block)
 
     def _open(self) -> IO[str]:
         if self.path.exists():
@@ -270,12 +276,7 @@ class _Appender:
         if self._file is None:
             self._file = self._open()
         self._file.write(text)
-        if not self.deferred:
-            self._file.flush()
-
-    def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
@@ -366,17 +367,31 @@ class RunStore:
         target = self.path / PROVENANCE
         return json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
 
-    def log_metrics(self, step: int, metrics: Mapping[str, float], epoch: int | None = None) -> None:
-        """Append one ``metrics.csv`` row per metric at ``step`` (and ``epoch``, if given)."""
-        reserved = [name for name in metrics if name in RESERVED_NAMES]
+    def log_metrics(self, step: int, metrics: Mapping[str, float | None], epoch: int | None = None) -> None:
+        """Append one ``metrics.csv`` row per metric at ``step`` (and ``epoch``, if given; None values are NaN)."""
+        self.log_metric_block([step], list(metrics), [math.nan if v is None else v for v in metrics.values()], epoch)
+
+    def log_metric_block(
+        self, steps: Sequence[int], names: Sequence[str], values: Sequence[float], epoch: int | None = None,
+        digits: int | None = None,
+    ) -> None:
+        """Append the metrics ``names`` of several ``steps`` in one write: ``values[i * len(names) + j]`` is
+        ``names[j]`` at ``steps[i]`` (a block of telemetry; the same rows as one :meth:`log_metrics` per step).
+
+        Values are written exactly (``repr``) unless ``digits`` asks for that many significant digits: 9 give
+        back every float32 exactly, for values measured in float32 (a third of the cost of ``repr``).
+        """
+        names = tuple(names)
+        reserved = [name for name in names if name in RESERVED_NAMES]
         if reserved:
             raise ValueError(f"{reserved} are columns of metrics.csv, not metric names (pass epoch=...)")
-        prefix = f"{int(step)},{'' if epoch is None else int(epoch)},"
-        suffix = f",{round(time.time(), 3)!r}\n"
-        self._metrics.write_text("".join([
-            f"{prefix}{csv_cell(name)},{math.nan if value is None else float(value)!r}{suffix}"
-            for name, value in metrics.items()
-        ]))
+        if len(values) != len(steps) * len(names):
+            raise ValueError(f"need {len(steps)} x {len(names)} values (steps x names), got {len(values)}")
+        epoch_cell = "" if epoch is None else str(int(epoch))
+        time_cell = repr(round(time.time(), 3))
+        step_cells = chain.from_iterable(repeat(int(step), len(names)) for step in steps)
+        cells = zip(step_cells, repeat(epoch_cell), map(float, values), repeat(time_cell))
+        self._metrics.write_text((_metric_rows(names, digits) * len(steps)) % tuple(chain.from_iterable(cells)))
 
     def log_layers(self, step: int, table: Mapping[str, Sequence[Any]]) -> None:
         """Append a columnar per-layer table at ``step``: ``layer`` plus any of ``LAYER_STATS`` (a missing column or
@@ -385,30 +400,27 @@ class RunStore:
         The statistics are float32 measurements: they are written with 9 significant digits, which give back
         every float32 value exactly.
         """
-        unknown = set(table) - {"layer", *LAYER_STATS}
-        if "layer" not in table or unknown:
+        if "layer" not in table or set(table) - {"layer", *LAYER_STATS}:
             raise ValueError(f"a layer table needs 'layer' and only {list(LAYER_STATS)}; got {sorted(table)}")
-        layers = tuple(table["layer"])
-        columns = [table[stat] for stat in LAYER_STATS if stat in table]
-        if any(len(column) != len(layers) for column in columns):
-            raise ValueError(f"every column of a layer table needs {len(layers)} values (one per layer)")
-        template = _layer_rows(layers, tuple(stat in table for stat in LAYER_STATS))
-        step = int(step)
-        columns = [[math.nan if v is None else v for v in column] if None in column else column for column in columns]
-        self._layers.write_text(template % tuple(chain.from_iterable(zip(repeat(step, len(layers)), *columns))))
+        columns = {key: [math.nan if v is None else v for v in values] for key, values in table.items()}
+        self.log_layer_block([step], columns.pop("layer"), columns)
 
-    @contextmanager
-    def block(self) -> Iterator[None]:
-        """Log calls inside are flushed to the OS once, at the end (telemetry written in blocks of steps)."""
-        appenders = (self._metrics, self._layers)
-        for appender in appenders:
-            appender.deferred = True
-        try:
-            yield
-        finally:
-            for appender in appenders:
-                appender.deferred = False
-                appender.flush()
+    def log_layer_block(
+        self, steps: Sequence[int], layers: Sequence[str], table: Mapping[str, Sequence[float]]
+    ) -> None:
+        """Append the per-layer tables of several ``steps``, all of the same ``layers``, in one write: each column of
+        ``table`` (any of ``LAYER_STATS``; a missing one is NaN) holds ``len(steps) * len(layers)`` numbers, step
+        after step, written as in :meth:`log_layers`."""
+        unknown = set(table) - set(LAYER_STATS)
+        if unknown:
+            raise ValueError(f"a layer table has the columns {list(LAYER_STATS)}; got {sorted(table)}")
+        layers = tuple(layers)
+        columns = [table[stat] for stat in LAYER_STATS if stat in table]
+        if any(len(column) != len(steps) * len(layers) for column in columns):
+            raise ValueError(f"every column of a layer table needs {len(layers)} values (one per layer) per step")
+        template = _layer_rows(layers, tuple(stat in table for stat in LAYER_STATS))
+        step_cells = chain.from_iterable(repeat(int(step), len(layers)) for step in steps)
+        self._layers.write_text((template * len(steps)) % tuple(chain.from_iterable(zip(step_cells, *columns))))
 
     def write_summary(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into ``summary.json`` (atomically) and return the new summary.

@@ -1,8 +1,9 @@
 """Telemetry callbacks for Lightning: trust ratios, gradient norms, generalization gap, divergence, throughput,
 the gradient noise scale and sharpness.
 
-Each callback has one concern and writes straight to ``trainer.loggers`` (``log_metrics``; per-layer tables
-also to loggers with ``log_layers``) at ``step`` = ``trainer.global_step`` after the optimizer step concerned.
+Each callback has one concern and writes straight to ``trainer.loggers`` (``log_metrics``, or whole blocks of
+steps with ``log_metric_block`` where a logger has it; per-layer tables also to loggers with ``log_layer_block`` or
+``log_layers``) at ``step`` = ``trainer.global_step`` after the optimizer step concerned.
 The runner registers them as one :class:`CallbackGroup` (Lightning's per-callback hook dispatch is a cost of its
 own); :func:`find` looks a callback up by type inside groups.
 """

@@ -3,9 +3,11 @@
 Lightning calls every hook of every registered callback — six per training batch even when the callback does
 not override them — each through a profiler context: about 2.3 µs per callback and hook on the reference CPU,
 so five telemetry callbacks cost ~70 µs per optimizer step before measuring anything (1.4% of the 4.8 ms step of
-the default MNIST-1D experiment). A group receives each hook once and forwards it only to the members whose
-class overrides it. Members stay ordinary callbacks (usable on their own), called in the order given; their
-checkpoint state is saved under their own ``state_key`` inside the group's.
+the default MNIST-1D experiment). A group receives each hook once and hands it only to the members whose class
+overrides it: a hook that one member implements is that member's bound method itself (no forwarding call), one
+that several implement calls them in turn, one that none implements is Lightning's no-op. Members stay ordinary
+callbacks (usable on their own), called in the order given; their checkpoint state is saved under their own
+``state_key`` inside the group's.
 """
 
 from __future__ import annotations
@@ -25,17 +27,32 @@ def overrides(callback: Callback, hook: str) -> bool:
     return getattr(type(callback), hook) is not getattr(Callback, hook)
 
 
+class Forward:
+    """Calls ``methods`` in order with the same arguments: a hook that several members implement."""
+
+    __slots__ = ("methods",)
+
+    def __init__(self, methods: Sequence[Callable[..., Any]]) -> None:
+        self.methods = tuple(methods)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        for method in self.methods:
+            method(*args, **kwargs)
+
+
 class CallbackGroup(Callback):
-    """``members`` as one Lightning callback (see the module docstring)."""
+    """``members`` as one Lightning callback (see the module docstring). Lightning looks hooks up on the
+    instance, so each hook the members implement is set on the group instance, which shadows the class's no-op."""
 
     def __init__(self, members: Sequence[Callback]) -> None:
         self.members = list(members)
         keys = [member.state_key for member in self.members]
         if len(set(keys)) != len(keys):
             raise ValueError(f"members of a CallbackGroup need distinct state keys, got {keys}")
-        self._dispatch: dict[str, list[Callable[..., Any]]] = {
-            hook: [getattr(member, hook) for member in self.members if overrides(member, hook)] for hook in HOOKS
-        }
+        for hook in HOOKS:
+            methods = [getattr(member, hook) for member in self.members if overrides(member, hook)]
+            if methods:
+                setattr(self, hook, methods[0] if len(methods) == 1 else Forward(methods))
 
     def state_dict(self) -> dict[str, Any]:
         states = {member.state_key: member.state_dict() for member in self.members}
@@ -45,20 +62,6 @@ class CallbackGroup(Callback):
         for member in self.members:
             if member.state_key in state_dict:
                 member.load_state_dict(state_dict[member.state_key])
-
-
-def _forwarding(hook: str) -> Callable[..., None]:
-    def forward(self: CallbackGroup, *args: Any, **kwargs: Any) -> None:
-        for method in self._dispatch[hook]:
-            method(*args, **kwargs)
-
-    forward.__name__ = forward.__qualname__ = hook
-    forward.__doc__ = f"``{hook}`` of the members that implement it, in order."
-    return forward
-
-
-for _hook in HOOKS:
-    setattr(CallbackGroup, _hook, _forwarding(_hook))
 
 
 def members(callbacks: Sequence[Callback]) -> Iterator[Callback]:

@@ -13,14 +13,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from torch import Tensor
 
-from largebatch.train.callbacks._emit import StepCallback, check_every, due, emit
-
-
-def synchronize(pl_module: pl.LightningModule) -> None:
-    """Wait for queued CUDA work, so the host clock measures the device's progress."""
-    if pl_module.device.type == "cuda":
-        torch.cuda.synchronize(pl_module.device)
+from largebatch.train.callbacks._emit import StepCallback, check_every, emit_block
 
 
 class Throughput(StepCallback):
@@ -41,9 +36,10 @@ class Throughput(StepCallback):
         self.samples_per_s: list[float] = []
         self.step_ms: list[float] = []
         self._start: float | None = None
-        self._steps = 0
+        self._window_step = 0  # the optimizer step after which the current window started
         self._paused_at: float | None = None
         self._batch = 0
+        self._cuda: torch.device | None = None  # the module's device where it is a CUDA device
 
     def summary(self) -> dict[str, float]:
         """Medians of the logged ``samples_per_s`` and ``step_ms`` (NaN before anything was logged)."""
@@ -52,35 +48,39 @@ class Throughput(StepCallback):
         return {"samples_per_s": statistics.median(self.samples_per_s), "step_ms": statistics.median(self.step_ms)}
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        synchronize(pl_module)
+        super().on_train_epoch_start(trainer, pl_module)
+        self._cuda = pl_module.device if pl_module.device.type == "cuda" else None
+        self._synchronize()
         self._batch = trainer.datamodule.effective_batch_size
-        self._start, self._steps = time.perf_counter(), 0
+        self._start, self._window_step = time.perf_counter(), trainer.global_step
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._start is not None:
-            synchronize(pl_module)
+            self._synchronize()
             self._paused_at = time.perf_counter()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._start is not None and self._paused_at is not None:
-            synchronize(pl_module)
+            self._synchronize()
             self._start += time.perf_counter() - self._paused_at
             self._paused_at = None
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        if self._start is None:
+        if self._start is None or step <= self._window_step:
             return
-        self._steps += 1
-        if not due(step, self.every_n_steps):
-            return
-        synchronize(pl_module)
+        self._synchronize()
         now = time.perf_counter()
-        step_s = (now - self._start) / self._steps
-        self._start, self._steps = now, 0
+        step_s = (now - self._start) / (step - self._window_step)
+        self._start, self._window_step = now, step
         samples_per_s = self._batch / step_s
         self.samples_per_s.append(samples_per_s)
         self.step_ms.append(1000.0 * step_s)
         self.hold(step, [samples_per_s, 1000.0 * step_s])
 
-    def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
-        emit(trainer, {"throughput/samples_per_s": values[0], "throughput/step_ms": values[1]}, step)
+    def _synchronize(self) -> None:
+        """Wait for queued CUDA work, so the host clock measures the device's progress."""
+        if self._cuda is not None:
+            torch.cuda.synchronize(self._cuda)
+
+    def write(self, trainer: pl.Trainer, steps: list[int], values: Tensor, context: Any) -> None:
+        emit_block(trainer, steps, ["throughput/samples_per_s", "throughput/step_ms"], values.flatten().tolist())

@@ -28,7 +28,8 @@ from torch import Tensor
 
 from largebatch.optim import LayerStats, trust_ratio
 from largebatch.train.callbacks._emit import (
-    Layers, StepCallback, check_every, due, emit, emit_layers, grad_norms, named_layers, norms, step_stats,
+    FLOAT32_DIGITS, Layers, StepCallback, check_every, due, emit_block, emit_layer_block, grad_norms, named_layers,
+    norms, step_stats,
 )
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
@@ -52,10 +53,11 @@ def matched(names: list[str], measured: list[str], values: Tensor) -> Tensor:
     return padded[[position.get(name, len(measured)) for name in names]]
 
 
-def min_median_max(values: list[float]) -> tuple[float, float, float]:
-    """The smallest, median (mean of the middle two for an even count) and largest of ``values``."""
-    ordered, k = sorted(values), len(values)
-    return ordered[0], (ordered[(k - 1) // 2] + ordered[k // 2]) / 2, ordered[-1]
+def min_median_max(values: Tensor) -> Tensor:
+    """Per row of ``values`` (steps × layers): the smallest, the median (mean of the middle two for an even count)
+    and the largest, as columns. NaN sorts last: a layer's NaN ratio shows as the max."""
+    ordered, k = values.sort(dim=1).values, values.shape[1]
+    return torch.stack([ordered[:, 0], (ordered[:, (k - 1) // 2] + ordered[:, k // 2]) / 2, ordered[:, -1]], dim=1)
 
 
 class TrustRatioMonitor(StepCallback):
@@ -64,11 +66,12 @@ class TrustRatioMonitor(StepCallback):
     To all loggers, at ``step`` = ``trainer.global_step`` after the update: ``trust_ratio/{min,median,max}``
     and ``lr_layer/{min,median,max}`` over the layers the optimizer adapts (groups with ``adapt=False``,
     whose ratio is 1 by construction, are left out of these aggregates but not out of the table); with
-    ``per_layer_to_loggers=True`` also ``trust_ratio/<layer>``. To loggers with ``log_layers``: the table
-    ``layer, weight_norm, grad_norm, update_norm, trust_ratio, lr`` (NaN where unknown). The median of an
-    even number of layers is the mean of the middle two. Only the first optimizer of the trainer is watched.
-    A logging step costs no tensor operation: the step's own statistics are held as they are and joined with
-    those of the other held steps when the block is written.
+    ``per_layer_to_loggers=True`` also ``trust_ratio/<layer>``. To loggers with ``log_layer_block`` or
+    ``log_layers``: the table ``layer, weight_norm, grad_norm, update_norm, trust_ratio, lr`` (NaN where unknown).
+    The median of an even number of layers is the mean of the middle two; a NaN ratio sorts last (it shows as the
+    max). Only the first optimizer of the trainer is watched.
+    A logging step costs no tensor operation: the step's own statistics are held as they are, and a whole block
+    of held steps is joined, aggregated and written at once.
     """
 
     def __init__(self, every_n_steps: int = 10, per_layer_to_loggers: bool = False) -> None:
@@ -77,65 +80,64 @@ class TrustRatioMonitor(StepCallback):
         self.per_layer_to_loggers = per_layer_to_loggers
         self._fallback: LayerStats | None = None
         self._grads: tuple[list[str], Tensor] | None = None
-        self._optimizer_gives_grad_norm = False
         self._frozen: set[str] | None = None
-        self._adapted: dict[tuple[str, ...], list[int]] = {}
+        self._adapted: dict[tuple[str, ...], Tensor] = {}
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        """‖g‖ (and, for optimizers without ``layer_stats()``, the fallback statistics) where the optimizer may not
+        report it; turned off once it has (see :meth:`after_step`)."""
         if not due(step, self.every_n_steps):
             return
         optimizer = trainer.optimizers[0]
-        if not hasattr(optimizer, "layer_stats"):
+        if hasattr(optimizer, "layer_stats"):
+            self._grads = grad_norms(optimizer, pl_module.model, step)
+        else:
             _, grad_norm = grad_norms(optimizer, pl_module.model, step)
             self._fallback = would_be_lars(named_layers(optimizer, pl_module.model), grad_norm)
-        elif not self._optimizer_gives_grad_norm:
-            self._grads = grad_norms(optimizer, pl_module.model, step)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        if not due(step, self.every_n_steps):
-            return
         fallback, grads, self._fallback, self._grads = self._fallback, self._grads, None, None
         optimizer = trainer.optimizers[0]
         parts = [fallback] if fallback is not None else step_stats(optimizer)
-        gives_grad_norm = all(part.grad_norm is not None for part in parts)
-        if fallback is None:
-            self._optimizer_gives_grad_norm = gives_grad_norm
-        names = [name for part in parts for name in part.names]
-        if not names:
-            return
-        if gives_grad_norm:
-            grad = [part.grad_norm for part in parts]
-        else:
-            assert grads is not None, "grad norms are measured whenever the optimizer does not report them"
-            grad = [matched(names, *grads)]
         if self._frozen is None:  # the groups' adapt flags do not change during a fit
             self._frozen = {name for name, _, group in named_layers(optimizer, pl_module.model)
                             if not group.get("adapt", True)}
-        columns = [part.weight_norm for part in parts] + grad  # held in COLUMNS order
-        for column in ("update_norm", "trust_ratio", "lr"):
-            columns += [getattr(part, column) for part in parts]
-        self.hold(step, columns, names)
+        if all(part.grad_norm is not None for part in parts):
+            self.measures_before_step = fallback is not None  # else the optimizer reports ‖g‖ itself
+            columns = [getattr(part, column) for column in COLUMNS for part in parts]
+        elif grads is not None:
+            columns = [part.weight_norm for part in parts]
+            columns.append(matched([name for part in parts for name in part.names], *grads))
+            columns += [getattr(part, column) for column in COLUMNS[2:] for part in parts]
+        else:  # the optimizer stopped reporting ‖g‖ (not seen in practice): measured again from the next step on
+            self.measures_before_step = True
+            return
+        if any(part.names for part in parts):
+            self.hold(step, columns, tuple(part.names for part in parts))  # the same name lists every step
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._frozen = None
         self._adapted.clear()
 
-    def write(self, trainer: pl.Trainer, step: int, values: list[float], context: Any) -> None:
-        """The table and the aggregates over the adapted layers (those not in a group with ``adapt=False``)."""
-        names: list[str] = context
+    def write(self, trainer: pl.Trainer, steps: list[int], values: Tensor, context: Any) -> None:
+        """The tables and the aggregates over the adapted layers (those not in a group with ``adapt=False``)."""
+        names = [name for part in context for name in part]
         n = len(names)
-        table: dict[str, list[Any]] = {"layer": names}
-        table.update({key: values[k * n:(k + 1) * n] for k, key in enumerate(COLUMNS)})
+        stats = values.view(len(steps), len(COLUMNS), n)
         key = tuple(names)
         adapted = self._adapted.get(key)
         if adapted is None:
-            adapted = self._adapted[key] = [i for i, name in enumerate(names) if name not in (self._frozen or ())]
-        metrics = {}
-        if adapted:
-            for prefix, column in (("trust_ratio", table["trust_ratio"]), ("lr_layer", table["lr"])):
-                low, middle, high = min_median_max([column[i] for i in adapted])
-                metrics.update({f"{prefix}/min": low, f"{prefix}/median": middle, f"{prefix}/max": high})
+            adapted = self._adapted[key] = torch.tensor(
+                [i for i, name in enumerate(names) if name not in (self._frozen or ())], dtype=torch.long)
+        metric_names, blocks = [], []
+        if len(adapted):
+            for prefix, column in (("trust_ratio", stats[:, 3]), ("lr_layer", stats[:, 4])):
+                metric_names += [f"{prefix}/min", f"{prefix}/median", f"{prefix}/max"]
+                blocks.append(min_median_max(column[:, adapted]))
         if self.per_layer_to_loggers:
-            metrics.update({f"trust_ratio/{name}": r for name, r in zip(names, table["trust_ratio"])})
-        emit(trainer, metrics, step)
-        emit_layers(trainer, step, table)
+            metric_names += [f"trust_ratio/{name}" for name in names]
+            blocks.append(stats[:, 3])
+        if blocks:
+            emit_block(trainer, steps, metric_names, torch.cat(blocks, dim=1).flatten().tolist(), FLOAT32_DIGITS)
+        table = dict(zip(COLUMNS, stats.transpose(0, 1).reshape(len(COLUMNS), -1).tolist()))
+        emit_layer_block(trainer, steps, names, table)
