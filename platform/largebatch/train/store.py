@@ -78,6 +78,7 @@ METRIC_DTYPES = {"step": "int64", "epoch": "Int64", "name": "str", "value": "flo
 LAYER_STATS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
 LAYER_DTYPES = {"step": "int64", "layer": "str", **{column: "float64" for column in LAYER_STATS}}
 
+FLOAT32_DIGITS = 9  # significant digits that give back every float32 exactly
 TERMINAL = ("completed", "diverged", "failed", "interrupted")
 STATUSES = ("running", *TERMINAL)
 RESERVED_NAMES = ("step", "epoch")
@@ -234,7 +235,7 @@ def csv_cell(text: str) -> str:
 def _layer_rows(layers: tuple[str, ...], present: tuple[bool, ...]) -> str:
     """The ``%``-template of one step's ``layers.csv`` rows: per layer the step, then each of ``LAYER_STATS``
     (9 significant digits where ``present``, else ``nan``)."""
-    cells = ",".join("%.9g" if given else "nan" for given in present)
+    cells = ",".join(f"%.{FLOAT32_DIGITS}g" if given else "nan" for given in present)
     return "".join(f"%d,{csv_cell(layer).replace('%', '%%')},{cells}\n" for layer in layers)
 
 

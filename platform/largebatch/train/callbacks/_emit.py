@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from largebatch.optim import LayerStats
 
 HALF = (torch.float16, torch.bfloat16)
-FLOAT32_DIGITS = 9  # significant digits that give back every float32 exactly
 Layers = list[tuple[str, Tensor, dict[str, Any]]]
 FLUSH_EVERY_N_STEPS = 200
 FLUSH_EVERY_S = 5.0

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from largebatch.train.callbacks._emit import (
-    FLOAT32_DIGITS, StepCallback, check_every, due, emit_block, grad_norms, step_sees_final_gradients, step_stats,
+    StepCallback, check_every, due, emit_block, grad_norms, step_sees_final_gradients, step_stats,
 )
+from largebatch.train.store import FLOAT32_DIGITS
 
 
 class GradNormMonitor(StepCallback):

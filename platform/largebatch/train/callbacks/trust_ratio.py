@@ -28,9 +28,9 @@ from torch import Tensor
 
 from largebatch.optim import LayerStats, trust_ratio
 from largebatch.train.callbacks._emit import (
-    FLOAT32_DIGITS, Layers, StepCallback, check_every, due, emit_block, emit_layer_block, grad_norms, named_layers,
-    norms, step_stats,
+    Layers, StepCallback, check_every, due, emit_block, emit_layer_block, grad_norms, named_layers, norms, step_stats,
 )
+from largebatch.train.store import FLOAT32_DIGITS
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
 
@@ -105,13 +105,11 @@ class TrustRatioMonitor(StepCallback):
         if all(part.grad_norm is not None for part in parts):
             self.measures_before_step = fallback is not None  # else the optimizer reports ‖g‖ itself
             columns = [getattr(part, column) for column in COLUMNS for part in parts]
-        elif grads is not None:
+        else:
+            assert grads is not None, "‖g‖ is measured before every logged step until the optimizer has reported it"
             columns = [part.weight_norm for part in parts]
             columns.append(matched([name for part in parts for name in part.names], *grads))
             columns += [getattr(part, column) for column in COLUMNS[2:] for part in parts]
-        else:  # the optimizer stopped reporting ‖g‖ (not seen in practice): measured again from the next step on
-            self.measures_before_step = True
-            return
         if any(part.names for part in parts):
             self.hold(step, columns, tuple(part.names for part in parts))  # the same name lists every step
 
