@@ -37,10 +37,10 @@ def test_on_off_reach_string_fields_as_words_and_bool_fields_as_booleans(tmp_pat
     assert load_experiment(written).logging.progress_bar == "off"
 
 
-def test_tracking_wandb_mode_off_names_the_allowed_modes() -> None:
-    """``off`` is now the word 'off' (not False), so the error lists the modes instead of a type clash."""
-    with pytest.raises(ConfigError, match=r"tracking\.wandb\.mode.*'offline', 'online' or 'disabled'.*got 'off'"):
-        load_experiment(EXPERIMENT, ["tracking.wandb.mode=off"])
+def test_tracking_wandb_mode_off_means_disabled() -> None:
+    assert load_experiment(EXPERIMENT, ["tracking.wandb.mode=off"]).tracking.wandb.mode == "disabled"
+    with pytest.raises(ConfigError, match=r"tracking\.wandb\.mode.*'offline', 'online' or 'disabled'.*got 'on'"):
+        load_experiment(EXPERIMENT, ["tracking.wandb.mode=on"])
 
 
 def test_a_duplicate_key_is_refused_naming_key_and_lines(tmp_path: Path) -> None:

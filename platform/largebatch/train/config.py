@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from largebatch.train.yaml_loader import DuplicateKeyError, load_yaml
 
@@ -146,6 +146,12 @@ class WandbConfig(Section):
     entity: str | None = None
     group: str | None = None
     tags: tuple[str, ...] = ()
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_means_disabled(cls, value: Any) -> Any:
+        """``mode: off`` is what a user writes for no W&B at all."""
+        return "disabled" if value == "off" else value
 
 
 class TrackingConfig(Section):
