@@ -394,8 +394,34 @@ def test_cifar10_reads_a_predownloaded_copy(tmp_path: Path, monkeypatch: pytest.
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, 20).tolist()}
         (folder / name).write_bytes(pickle.dumps(batch))
+    # these small stand-ins are the 'release' here: their own sums pass the check that guards unpickling
+    monkeypatch.setattr(cifar10, "RELEASE_MD5", {path.name: cifar10.md5(path) for path in folder.iterdir()})
     splits = build_dataset("cifar10", root=tmp_path, download=False)
     assert splits.train[0].shape == (90, 3, 32, 32) and splits.val[0].shape == (10, 3, 32, 32)
     assert splits.test[0].shape == (20, 3, 32, 32) and splits.test[1].dtype == torch.int64
     assert splits.meta["input_shape"] == (3, 32, 32) and len(splits.meta["mean"]) == 3
     assert_train_standardised(splits)
+
+
+class _RunsOnLoad:
+    """A pickle payload that creates ``marker`` when unpickled (what an untrusted file can do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def test_cifar10_refuses_to_unpickle_a_file_that_is_not_the_release(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "code-ran"
+    for name in cifar10.RELEASE_MD5:
+        (folder / name).write_bytes(pickle.dumps(_RunsOnLoad(marker)))
+    with pytest.raises(RuntimeError) as error:
+        build_dataset("cifar10", root=tmp_path, download=False)
+    message = str(error.value)
+    assert f"{folder / 'data_batch_1'} is not the CIFAR-10 release's file" in message
+    assert "published c99cafc152244af753f735de768cd75f" in message and "not unpickling it" in message
+    assert not marker.exists()

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import largebatch
 from largebatch.analysis import load_results, with_series
 from largebatch.analysis.tables import filter_runs, require
 from largebatch.dashboard.config import dashboard_name, load_dashboard
 from largebatch.dashboard.pages import Context, build_page
 from largebatch.dashboard.site import BuiltPage, write_site
 from largebatch.dashboard.style import palette
+from largebatch.shipped import shipped_locations
 from largebatch.train.config import ConfigError
 
 DEFAULT_DASHBOARDS = ("scaling.yaml", "sensitivity.yaml")
@@ -21,13 +21,13 @@ SERIES = ("series",)  # views group by the dashboard-wide label, so colours and 
 
 def default_configs() -> list[Path]:
     """``scaling.yaml`` and ``sensitivity.yaml`` from ``./dashboards``, else from the source checkout's
-    ``dashboards/``; ConfigError when neither has them."""
-    checkout = Path(largebatch.__file__).resolve().parents[2] / "dashboards"
-    for folder in (Path("dashboards"), checkout):
+    ``dashboards/``, else from the installed package's copy; ConfigError when none has them."""
+    folders = shipped_locations("dashboards")
+    for folder in folders:
         found = [folder / name for name in DEFAULT_DASHBOARDS if (folder / name).is_file()]
         if found:
             return found
-    raise ConfigError(f"no dashboards/{DEFAULT_DASHBOARDS[0]} here or in {checkout}; give --config FILE")
+    raise ConfigError(f"no {DEFAULT_DASHBOARDS[0]} in {', '.join(map(str, folders))}; give --config FILE")
 
 
 @dataclass(frozen=True)

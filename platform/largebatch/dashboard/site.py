@@ -26,6 +26,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from largebatch.dashboard.pages import Page
+from largebatch.dashboard.png import write_pngs
 from largebatch.dashboard.style import WIDTH
 
 PLOTLY_JS = "plotly.min.js"
@@ -146,14 +147,8 @@ def write_images(pages: Sequence[BuiltPage], out: Path) -> tuple[bool, str]:
     (out / "png").mkdir(exist_ok=True)
     os.environ.setdefault("BROWSER_PATH", chrome)
     try:
-        pio.write_images(
-            [f for f, _ in figures],
-            [path for _, path in figures],
-            format="png",
-            width=WIDTH,
-            height=[f.layout.height for f, _ in figures],
-            scale=2,
-        )
+        write_pngs([f for f, _ in figures], [path for _, path in figures], width=WIDTH,
+                   heights=[f.layout.height for f, _ in figures], scale=2)
     except Exception as err:  # kaleido/choreographer raise many kinds; a failed export must not fail the dashboard
         return False, f"PNG export skipped: kaleido failed with {chrome}: {type(err).__name__}: {err}"
     return True, f"{len(figures)} figures exported as PNG (png/)."

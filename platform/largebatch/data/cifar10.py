@@ -1,11 +1,13 @@
 """CIFAR-10 (Krizhevsky 2009): needs a pre-downloaded copy or network access; the only non-offline dataset here.
 
-The Python-pickle release is read directly from ``ROOT/cifar-10-batches-py``; torchvision is used only to
-download and verify it, so it is imported lazily and is optional when the files are already present.
+The Python-pickle release is read directly from ``ROOT/cifar-10-batches-py``, each batch only after its MD5
+matches the release's published checksum (a pickle can run code); torchvision is used only to download and
+verify the archive, so it is imported lazily and is optional when the files are already present.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import socket
@@ -22,6 +24,15 @@ NAME = "cifar10"
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
+# The release's MD5 of each pickled batch, as torchvision lists them (torchvision/datasets/cifar.py, CIFAR10)
+RELEASE_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -62,8 +73,32 @@ def fetch(root: Path) -> None:
         raise unavailable(root, f"the download failed ({error})") from error
 
 
+def md5(path: Path) -> str:
+    """The MD5 hex digest of a file (an integrity check against the published sums, not a security hash)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+
+
+def verify(folder: Path, names: tuple[str, ...]) -> None:
+    """Raise ``RuntimeError`` unless every batch file matches the release's published MD5.
+
+    A pickle runs code when loaded, so nothing is unpickled before its checksum matches.
+    """
+    for name in names:
+        path = folder / name
+        found = md5(path)
+        if found != RELEASE_MD5[name]:
+            raise RuntimeError(
+                f"dataset '{NAME}': {path} is not the CIFAR-10 release's file (MD5 {found}, published "
+                f"{RELEASE_MD5[name]}); not unpickling it, since a pickle can run code. Delete {folder} to "
+                "download the release again, or point root=... at a verified copy."
+            )
+
+
 def read_batches(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
-    """Images as float32 ``(N, 3, 32, 32)`` in [0, 1] and int64 labels from the release's pickled batches."""
+    """Images as float32 ``(N, 3, 32, 32)`` in [0, 1] and int64 labels from the release's pickled batches,
+    each checked against the release's MD5 before it is unpickled (:func:`verify`)."""
+    verify(folder, names)
     images, labels = [], []
     for name in names:
         with open(folder / name, "rb") as f:

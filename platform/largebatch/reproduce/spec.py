@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-import largebatch
 from largebatch.reproduce.published import load_published
+from largebatch.shipped import shipped_locations
 from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -311,12 +311,9 @@ def load_table(path: str | Path) -> Table:
 
 
 def spec_dir(given: str | Path | None = None) -> Path:
-    """Where table specs live: ``given``, else ``./sweeps/reproduce``, else the source checkout's; ConfigError
-    when none exists."""
-    if given is not None:
-        candidates = [Path(given)]
-    else:
-        candidates = [SPEC_DIR, Path(largebatch.__file__).resolve().parents[2] / SPEC_DIR]
+    """Where table specs live: ``given``, else ``./sweeps/reproduce``, else the source checkout's, else the
+    installed package's copy; ConfigError when none exists."""
+    candidates = [Path(given)] if given is not None else shipped_locations(SPEC_DIR)
     for folder in candidates:
         if folder.is_dir():
             return folder

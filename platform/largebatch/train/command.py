@@ -78,21 +78,35 @@ def add_noise_scale_command(subparsers: Any) -> None:
     parser.set_defaults(run=run_noise_scale)
 
 
+def probe_flags_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the probe's ``--steps``, ``--every`` and ``--ema`` (one line), or None."""
+    for flag, value in (("--steps", args.steps), ("--every", args.every)):
+        if value < 1:
+            return f"{flag} must be a whole number of steps >= 1 (got {value})"
+    if not 0 <= args.ema < 1:
+        return f"--ema must lie in [0, 1): the weight of the past in the moving average (got {args.ema})"
+    return None
+
+
 def run_noise_scale(args: argparse.Namespace) -> int:
     from largebatch.train.callbacks import NoiseScaleMonitor
     from largebatch.train.config import ConfigError, load_experiment
     from largebatch.train.runner import train
 
+    problem = probe_flags_problem(args)
+    if problem:
+        print(f"largebatch noise-scale: {problem}", file=sys.stderr)
+        return 2
     quiet_libraries()
     overrides = [*args.overrides, f"budget={{steps: {args.steps}}}", "tracking.wandb.mode=disabled"]
     overrides += [f"tracking.runs_root={args.runs_root}"] if args.runs_root else []
+    monitor = NoiseScaleMonitor(every_n_steps=args.every, probe_every_n_steps=args.every, ema=args.ema)
     try:
         config = load_experiment(args.experiment, overrides)
-    except ConfigError as err:
+        result = train(config, callbacks=[monitor])
+    except (ConfigError, FileNotFoundError, LookupError) as err:
         print(f"largebatch noise-scale: {err}", file=sys.stderr)
         return 2
-    monitor = NoiseScaleMonitor(every_n_steps=args.every, probe_every_n_steps=args.every, ema=args.ema)
-    result = train(config, callbacks=[monitor])
     plan, s = result.summary["plan"], result.summary
     if not monitor.history:
         print(f"largebatch noise-scale: no estimate (run {result.status} after {s.get('steps')} steps)", file=sys.stderr)

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from largebatch.train.yaml_loader import DuplicateKeyError, load_yaml
 
 
 class ConfigError(ValueError):
@@ -145,6 +147,12 @@ class WandbConfig(Section):
     group: str | None = None
     tags: tuple[str, ...] = ()
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_means_disabled(cls, value: Any) -> Any:
+        """``mode: off`` is what a user writes for no W&B at all."""
+        return "disabled" if value == "off" else value
+
 
 class TrackingConfig(Section):
     runs_root: str = "runs"
@@ -259,7 +267,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. optimizer.name=lamb")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
+    except DuplicateKeyError as err:
+        raise ConfigError(f"--set {text!r}: {err.problem}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
     return key.strip().split("."), value
@@ -292,12 +302,15 @@ def validate(data: Mapping[str, Any], source: str = "<config>") -> ExperimentCon
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML file, with clear errors for a missing or malformed file."""
+    """The mapping in a YAML file (read by :func:`~largebatch.train.yaml_loader.load_yaml`: YAML 1.2 booleans, a
+    duplicate key refused), with clear errors for a missing or malformed file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err.problem}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

@@ -48,13 +48,36 @@ class RunResult:
     summary: dict[str, Any]
 
 
+def _uses_cuda(config: ExperimentConfig) -> bool:
+    accelerator = config.trainer.accelerator
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def device_count(config: ExperimentConfig) -> int:
     """How many devices the trainer will use (needed before it exists, to split the batch)."""
-    t = config.trainer
-    gpu = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
-    if t.devices == "auto":
-        return torch.cuda.device_count() if gpu else 1
-    return t.devices
+    if config.trainer.devices == "auto":
+        return torch.cuda.device_count() if _uses_cuda(config) else 1
+    return config.trainer.devices
+
+
+def available_devices(config: ExperimentConfig) -> tuple[int, str]:
+    """How many devices of the configured accelerator this machine has, and what they are called."""
+    if _uses_cuda(config):
+        return torch.cuda.device_count(), "CUDA devices"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores, "CPU cores"
+
+
+def check_devices(config: ExperimentConfig) -> None:
+    """Refuse ``trainer.devices`` beyond what this machine has: Lightning starts one process per device, and on
+    CPU dozens of them would share a few cores silently for minutes. (MPS has one device; Lightning checks it.)"""
+    devices = config.trainer.devices
+    if devices == "auto" or devices <= 1 or config.trainer.accelerator == "mps":
+        return
+    available, kind = available_devices(config)
+    if devices > available:
+        raise ConfigError(f"trainer.devices={devices}: this machine has {available} {kind} (one process per device); "
+                          f"use trainer.devices={max(available, 1)} or fewer")
 
 
 def _progress_bar(setting: str) -> bool:
@@ -179,6 +202,8 @@ def train(
     to its records. ``trainer_overrides`` replace or add ``lightning.pytorch.Trainer`` arguments (e.g. a
     launcher's own strategy and cluster-environment plugins).
     """
+    if "devices" not in (trainer_overrides or {}):  # a launcher that sets devices places the processes itself
+        check_devices(config)
     data, module, plan = prepare(config)
     resolved = {**config.resolved(), "plan": plan.as_dict()}
     store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices)
