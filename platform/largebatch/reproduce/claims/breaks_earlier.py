@@ -46,7 +46,7 @@ class BreaksEarlier(ClaimBase):
             if all(s.below(tol, level) for s in before):
                 return HOLDS, f"{series} breaks at {broken.describe(family)}, {self.than} holds to {broken.batch}"
         theirs = ref.first_break(tol, evidence.family(len(ref.steps)))
-        upto = [s for s in ours.steps if theirs is None or s.batch <= theirs.batch]
+        upto = [s for s in ours.steps if theirs is None or s.batch < theirs.batch]
         if (theirs is not None or all(s.below(tol, level) for s in ref.steps)) and all(
                 s.below(tol, level) for s in upto):
             where = f"breaks at {theirs.batch}" if theirs else "never breaks"
