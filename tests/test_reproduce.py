@@ -87,7 +87,16 @@ def test_published_data_cites_every_value_and_flags_unverified_ones() -> None:
         for value in published.values(table):
             assert published.cite(value).startswith("arXiv:") and value.where
             assert value.text().endswith("(UNVERIFIED)") != value.verified
-    assert published.values("lamb-bert-scaling")[0].text() == "90.395"
+    assert published.values("lamb-bert-scaling")[0].text() == "90.395 (UNVERIFIED)"
+    assert all(v.quote for t in TABLES for v in published.values(t) if v.verified)
+
+
+def test_published_gaps_match_the_baseline_printed_next_to_them() -> None:
+    """Issue 13: a 14-point gap was printed next to 57.6 and 44.8 (12.8 apart)."""
+    values = {v.id: v.value for v in load_published().values("lars-batch-scaling")}
+    assert values["gap-nobn-8k"] == pytest.approx(values["alexnet-256"] - values["alexnet-8k"])  # type: ignore[operator]
+    lamb = {v.id: v for v in load_published().values("lamb-bert-scaling")}
+    assert lamb["lamb-32k"].value == 91.475 and lamb["lamb-32k"].where.startswith("Table 1")
 
 
 def test_published_data_errors_name_the_key() -> None:
@@ -96,9 +105,15 @@ def test_published_data_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="unknown source 'nobody2020'; allowed: lars2017"):
         validate_published(data, "published.yaml")
     data = read_yaml(data_file())
+    data["tables"]["goyal-linear-scaling"][0]["verified"] = True
+    with pytest.raises(ConfigError, match=r"key 'tables.goyal-linear-scaling\[0\]': .*verified: true needs 'quote'"):
+        validate_published(data, "published.yaml")
+    data["tables"]["goyal-linear-scaling"][0]["quote"] = "23.60 ±0.12"
+    assert validate_published(data, "published.yaml").values("goyal-linear-scaling")[0].verified
+    data = read_yaml(data_file())
     data["tables"]["goyal-linear-scaling"][0]["year"] = 2017
     with pytest.raises(ConfigError, match=r"unknown key 'tables.goyal-linear-scaling\[0\].year'; allowed keys here: "
-                                          "batch_size, id, quantity, source, unit, value, verified, where"):
+                                          "batch_size, id, quantity, quote, source, unit, value, verified, where"):
         validate_published(data, "published.yaml")
 
 
