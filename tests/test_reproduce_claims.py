@@ -174,7 +174,8 @@ def test_smaller_drop_counts_the_reference_cells_spread() -> None:
 
 def test_smaller_drop_at_chance_is_inconclusive() -> None:
     """Issue 13: the smoke profile had every cell at chance and "BN shrinks the gap" printed holds."""
-    table = evidence(cells("bn", AT_CHANCE, std=0.03), cells("nobn", {32: 0.12, 128: 0.09, 512: 0.08, 1024: 0.02}, 0.03))
+    nobn = cells("nobn", {32: 0.12, 128: 0.09, 512: 0.08, 1024: 0.02}, std=0.03)
+    table = evidence(cells("bn", AT_CHANCE, std=0.03), nobn)
     verdict = judge("smaller_drop", table, series="bn", than="nobn", margin=0.01)
     assert verdict.outcome == I and "did not learn" in verdict.detail
 

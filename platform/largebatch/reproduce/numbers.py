@@ -98,7 +98,8 @@ def _cell_text(row: pd.Series, display: str) -> str:
         return "diverged"
     std_display = "raw" if display == "raw" else "percent"  # an error's spread is the accuracy's spread
     spread = " (1 seed)" if row["seeds"] == 1 else f" ± {display_value(row['std'], std_display)}"
-    diverged = f" ({int(row['seeds_diverged'])}/{int(row['seeds_run'])} seeds diverged)" if row["seeds_diverged"] else ""
+    lost, ran = int(row["seeds_diverged"]), int(row["seeds_run"])
+    diverged = f" ({lost}/{ran} seeds diverged)" if lost else ""
     return display_value(row["mean"], display) + spread + diverged
 
 

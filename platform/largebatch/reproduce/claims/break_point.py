@@ -14,7 +14,7 @@ from largebatch.reproduce.rules import FAILS, HOLDS, INCONCLUSIVE, Evidence, Ver
 
 class BreakPoint(OneSeriesClaim):
     rule: Literal["break_point"]
-    test: ClassVar[str] = "TOST per batch for flat, one-sided Welch t (Bonferroni over the larger batches) for the break"
+    test: ClassVar[str] = "TOST per batch (flat), one-sided Welch t, Bonferroni over the larger batches (break)"
 
     min_flat: float = Field(4.0, ge=1)
 
