@@ -11,8 +11,10 @@ from typing import Any
 DESCRIPTION = """\
 Reproduce a published table: run (or resume) the table's sweep for the chosen profile, then print a Markdown
 table of our numbers, the published numbers (with their sources; UNVERIFIED where not checked against the
-paper) and each claim with a verdict computed from the results by the stated rule: holds, does not hold, or
-inconclusive with the reason. Also builds the table's dashboard next to the results.
+paper) and each claim with a verdict from a named statistical test at the table's confidence level (Welch t,
+TOST equivalence, one-sample t over seeds): holds, does not hold, or inconclusive with the reason (a reference
+that did not learn, too few seeds, divergence the claim excludes, an interval that straddles the tolerance).
+Smoke-profile verdicts print as "smoke: not evidence". Also builds the table's dashboard next to the results.
 
 Tables are sweeps/reproduce/<table>/table.yaml (a spec: series, claims, rules, one sweep file per profile, a
 dashboard); `largebatch reproduce --list` shows them with their sources and expected runtimes. Profiles: smoke
