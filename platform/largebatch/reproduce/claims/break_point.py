@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from largebatch.reproduce.claims.base import OneSeriesClaim, tolerance_text
-from largebatch.reproduce.claims.course import course
+from largebatch.reproduce.claims.course import first_break
 from largebatch.reproduce.rules import FAILS, HOLDS, INCONCLUSIVE, Evidence, Verdict
 
 
@@ -25,16 +25,16 @@ class BreakPoint(OneSeriesClaim):
                 f"{self.min_flat:g}×")
 
     def judge(self, evidence: Evidence) -> Verdict:
-        c = course(evidence, self.series)
-        if isinstance(c, str):
-            return Verdict(INCONCLUSIVE, c)
-        family, level, tol = evidence.family(len(c.steps)), evidence.confidence, self.tolerance
+        found = first_break(evidence, self.series, self.tolerance)
+        if isinstance(found, Verdict):
+            return found
+        c, family, broken = found.course, found.family, found.step
+        level, tol = evidence.confidence, self.tolerance
         reach = c.reference_batch * self.min_flat
         early = next((s for s in c.steps if s.batch < reach and s.breaks(tol, family)), None)
         if early is not None:
             return Verdict(FAILS, f"break point {early.describe(family)}, before {self.min_flat:g}× "
                                   f"({c.reference_batch}–{reach:g})")
-        broken = c.first_break(tol, family)
         before = [s for s in c.steps if broken is None or s.batch < broken.batch]
         open_ = [s for s in before if not s.flat(tol, level)]
         if open_:

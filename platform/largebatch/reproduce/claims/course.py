@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from largebatch.reproduce.rules import Estimate, Evidence, all_diverged, contrast, did_not_learn, series_cells, testable
+from largebatch.reproduce.rules import INCONCLUSIVE, Estimate, Evidence, Verdict, all_diverged, contrast, did_not_learn
+from largebatch.reproduce.rules import series_cells, testable
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,26 @@ class Course:
 
     def first_break(self, tolerance: float, confidence: float) -> Step | None:
         return next((s for s in self.steps if s.breaks(tolerance, confidence)), None)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A course with its first batch that decisively breaks (None if none), tested at ``family``: the per-batch
+    confidence when some batch must break (Bonferroni over the larger batches)."""
+
+    course: Course
+    family: float
+    step: Step | None
+
+
+def first_break(evidence: Evidence, series: str, tolerance: float) -> Broken | Verdict:
+    """The course of ``series`` and its first break, or the inconclusive verdict saying why it cannot be judged
+    (see :func:`course`)."""
+    c = course(evidence, series)
+    if isinstance(c, str):
+        return Verdict(INCONCLUSIVE, c)
+    family = evidence.family(len(c.steps))
+    return Broken(c, family, c.first_break(tolerance, family))
 
 
 def course(evidence: Evidence, series: str, batches: Sequence[int] | None = None) -> Course | str:

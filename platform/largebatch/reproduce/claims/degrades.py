@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from largebatch.reproduce.claims.base import OneSeriesClaim, tolerance_text
-from largebatch.reproduce.claims.course import course
+from largebatch.reproduce.claims.course import first_break
 from largebatch.reproduce.rules import FAILS, HOLDS, INCONCLUSIVE, Evidence, Verdict
 
 
@@ -20,13 +20,12 @@ class Degrades(OneSeriesClaim):
                 "batch the drop is below it")
 
     def judge(self, evidence: Evidence) -> Verdict:
-        c = course(evidence, self.series)
-        if isinstance(c, str):
-            return Verdict(INCONCLUSIVE, c)
-        family = evidence.family(len(c.steps))
-        broken = c.first_break(self.tolerance, family)
-        if broken is not None:
-            return Verdict(HOLDS, f"{self.series} breaks at {broken.describe(family)}")
+        found = first_break(evidence, self.series, self.tolerance)
+        if isinstance(found, Verdict):
+            return found
+        c = found.course
+        if found.step is not None:
+            return Verdict(HOLDS, f"{self.series} breaks at {found.step.describe(found.family)}")
         listed = "; ".join(s.describe(evidence.confidence) for s in c.steps)
         if all(s.below(self.tolerance, evidence.confidence) for s in c.steps):
             return Verdict(FAILS, f"{self.series} falls less than {self.tolerance:g} at every batch over "

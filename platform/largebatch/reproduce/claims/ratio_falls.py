@@ -4,20 +4,16 @@ arXiv:1708.03888, Sec. 3). Tested on log10 of the fall, since ratios multiply.""
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from largebatch.reproduce.claims.base import ClaimBase
-from largebatch.reproduce.claims.seeds import TEST, against, per_seed
+from largebatch.reproduce.claims.seeds import SeedStatisticClaim, against, per_seed
 from largebatch.reproduce.rules import INCONCLUSIVE, Evidence, Verdict
 
 
-class RatioFalls(ClaimBase):
+class RatioFalls(SeedStatisticClaim):
     rule: Literal["ratio_falls"]
-    test: ClassVar[str] = TEST
-    numbers_kind: ClassVar[str] = "layer_ratios"
-
     epoch: float = Field(gt=0)
     factor: float = Field(2.0, gt=1)
 

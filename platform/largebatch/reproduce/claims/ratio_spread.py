@@ -3,14 +3,12 @@ Table 1) compares conv1.w with fc6.w; the biases' spread is reported separately.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
-from largebatch.reproduce.claims.base import ClaimBase
-from largebatch.reproduce.claims.seeds import TEST, against, listing, per_seed
+from largebatch.reproduce.claims.seeds import DecadesClaim, against, listing, per_seed
 from largebatch.reproduce.rules import INCONCLUSIVE, Evidence, Verdict
 
 
@@ -18,12 +16,8 @@ def decades(rows: pd.DataFrame) -> float:
     return float(np.log10(rows["ratio"].max() / rows["ratio"].min()))
 
 
-class RatioSpread(ClaimBase):
+class RatioSpread(DecadesClaim):
     rule: Literal["ratio_spread"]
-    test: ClassVar[str] = TEST
-    numbers_kind: ClassVar[str] = "layer_ratios"
-
-    min_decades: float = Field(1.0, gt=0)
 
     def statement(self, unit: str) -> str:
         return (f"holds if at init ‖w‖/‖∇w‖ spans more than {self.min_decades:g} decade(s) across the weight tensors "

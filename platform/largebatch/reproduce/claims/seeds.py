@@ -3,12 +3,28 @@ with a one-sample t over the seeds (one-sided, at the evidence's confidence)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from largebatch.reproduce.claims.base import ClaimBase
 from largebatch.reproduce.rules import FAILS, HOLDS, INCONCLUSIVE, MIN_SEEDS, Evidence, Verdict, one_sample
 
-TEST = "one-sided one-sample t over seeds"
+
+
+class SeedStatisticClaim(ClaimBase):
+    """A layer-ratio claim: a statistic per seed against a threshold."""
+
+    test: ClassVar[str] = "one-sided one-sample t over seeds"
+    numbers_kind: ClassVar[str] = "layer_ratios"
+
+
+class DecadesClaim(SeedStatisticClaim):
+    """A layer-ratio claim whose threshold is a number of decades."""
+
+    min_decades: float = Field(1.0, gt=0)
 
 
 def per_seed(ratios: pd.DataFrame, epoch: float, kind: str | None = None) -> dict[int, pd.DataFrame]:

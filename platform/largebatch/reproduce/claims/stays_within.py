@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from largebatch.reproduce.claims.base import OneSeriesClaim, tolerance_text
-from largebatch.reproduce.claims.course import course
+from largebatch.reproduce.claims.course import first_break
 from largebatch.reproduce.rules import FAILS, HOLDS, INCONCLUSIVE, Evidence, Verdict
 
 
@@ -20,21 +20,18 @@ class StaysWithin(OneSeriesClaim):
                 "not hold if some batch decisively falls beyond it or diverges in every seed (Bonferroni)")
 
     def judge(self, evidence: Evidence) -> Verdict:
-        c = course(evidence, self.series)
-        if isinstance(c, str):
-            return Verdict(INCONCLUSIVE, c)
-        family = evidence.family(len(c.steps))
-        broken = c.first_break(self.tolerance, family)
-        if broken is not None:
-            return Verdict(FAILS, f"{self.series} breaks at {broken.describe(family)}")
-        open_ = [s for s in c.steps if not s.flat(self.tolerance, evidence.confidence)]
-        if not open_:
-            worst = max(c.steps, key=lambda s: abs(s.drop.value) if s.drop else 0.0)
-            return Verdict(HOLDS, f"{self.series} stays within ±{self.tolerance:g} over {c.span()}; largest drop at "
-                                  f"{worst.describe(evidence.confidence)}")
-        reasons = "; ".join(s.problem or f"{s.describe(evidence.confidence)} is not inside ±{self.tolerance:g}"
-                            for s in open_)
-        return Verdict(INCONCLUSIVE, reasons)
-
+        found = first_break(evidence, self.series, self.tolerance)
+        if isinstance(found, Verdict):
+            return found
+        steps, level, tol = found.course.steps, evidence.confidence, self.tolerance
+        open_ = [s for s in steps if not s.flat(tol, level)]
+        if not open_:  # every interval inside ±tol: none can break
+            worst = max(steps, key=lambda s: abs(s.drop.value) if s.drop else 0.0)
+            return Verdict(HOLDS, f"{self.series} stays within ±{tol:g} over {found.course.span()}; largest drop at "
+                                  f"{worst.describe(level)}")
+        if found.step is not None:
+            return Verdict(FAILS, f"{self.series} breaks at {found.step.describe(found.family)}")
+        return Verdict(INCONCLUSIVE, "; ".join(s.problem or f"{s.describe(level)} is not inside ±{tol:g}"
+                                               for s in open_))
 
 RULE = StaysWithin

@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
-from largebatch.reproduce.claims.base import ClaimBase
-from largebatch.reproduce.claims.seeds import TEST, against, per_seed
+from largebatch.reproduce.claims.seeds import DecadesClaim, against, per_seed
 from largebatch.reproduce.rules import INCONCLUSIVE, Evidence, Verdict
 
 
-class WeightBiasGap(ClaimBase):
+class WeightBiasGap(DecadesClaim):
     rule: Literal["weight_bias_gap"]
-    test: ClassVar[str] = TEST
-    numbers_kind: ClassVar[str] = "layer_ratios"
-
-    min_decades: float = Field(1.0, gt=0)
 
     def statement(self, unit: str) -> str:
         return (f"holds if at init the largest weight/bias gap of ‖w‖/‖∇w‖ within a layer is more than "
