@@ -215,3 +215,52 @@ def test_layer_ratios_at_init_and_completed_epochs_only() -> None:
     assert sorted(set(table["epoch"])) == [0.0, 1.0, 2.0]  # epoch 5 was never reached
     assert table.set_index(["epoch", "layer"]).loc[(1.0, "fc.weight"), "ratio"] == pytest.approx(20.0)
     assert set(table["kind"]) == {"weight", "bias"} and set(table["seed"]) == {3}
+
+
+# --- profiles that can decide (issue 13) ------------------------------------------------------------------------
+
+def train_examples(config: object) -> int:
+    """Training examples of a profile's dataset: MNIST-1D's train pool minus its validation hold-out (as built by
+    ``largebatch.data.mnist1d``), the text corpus by building it (a second)."""
+    data = config.data  # type: ignore[attr-defined]
+    if data.name == "mnist1d":
+        pool = int(data.options["num_samples"] * data.options.get("train_split", 0.8))
+        return pool - round(data.options.get("val_fraction", 0.2) * pool)
+    from largebatch.data.text import build_text
+
+    return len(build_text(**data.options).train[0])
+
+
+def test_train_examples_matches_the_mnist1d_builder() -> None:
+    from types import SimpleNamespace
+
+    from largebatch.data.mnist1d import build_mnist1d
+
+    config = SimpleNamespace(data=SimpleNamespace(name="mnist1d", options={"num_samples": 2000}))
+    assert train_examples(config) == len(build_mnist1d(num_samples=2000, cache=False).train[0]) == 1280
+
+
+DECIDING = {"cpu": ("lars-batch-scaling", "lamb-bert-scaling", "goyal-linear-scaling", "lamb-optimizer-comparison")}
+
+
+@pytest.mark.parametrize(("profile", "table"), [(p, t) for p, tables in DECIDING.items() for t in tables])
+def test_deciding_profiles_give_the_largest_batch_200_steps_and_3_seeds(profile: str, table: str) -> None:
+    """Issue 13: ≥ 200 optimizer steps at the largest batch, ≥ 3 seeds, the lr chosen per cell from ≥ 1 value per
+    optimizer (a grid wherever the paper tuned). Step counts come from the planner every trial uses."""
+    from largebatch.sweep import load_sweep
+    from largebatch.train.plan import plan_batches
+
+    sweep = load_sweep(load_table(SPECS / table / "table.yaml").sweep_path(profile))
+    cells = sweep.cells()
+    largest_label = max((cell["batch_size"] for cell in cells if "batch_size" in cell), default=None)
+    configs = [sweep.experiment_for(cell) for cell in cells if cell.get("batch_size") == largest_label]
+    largest = max(c.batch_size for c in configs)
+    examples = train_examples(configs[0])
+    steps = {plan_batches(c, examples).total_steps for c in configs}
+    assert min(steps) >= 200, (table, largest, steps)
+    assert len({c.seed for c in configs}) >= 3
+    lrs: dict[str, set[float]] = {}
+    for c in configs:
+        lrs.setdefault(c.optimizer.name, set()).add(c.optimizer.lr)
+    tuned = [name for name, values in lrs.items() if len(values) >= 3]
+    assert len(tuned) >= len(lrs) - 1, lrs   # lamb-bert-scaling keeps LAMB untuned, as the paper's Table 1 did
