@@ -75,7 +75,8 @@ def test_shipped_specs_and_sweeps_are_valid() -> None:
     assert tuple(sorted(find_tables(SPECS))) == tuple(sorted(TABLES))
     for path in find_tables(SPECS).values():
         table = load_table(path)
-        for profile in ("smoke", "cpu", "gpu"):
+        assert table.profile_names()[:3] == ["smoke", "cpu", "gpu"]
+        for profile in table.profile_names():
             load_sweep(table.sweep_path(profile))
         table.dashboard_path()
 
@@ -132,6 +133,16 @@ def test_list_shows_tables_sources_and_runtimes(capsys: pytest.CaptureFixture[st
     for table in TABLES:
         assert f"| {table} |" in out
     assert "arXiv:1708.03888" in out and "arXiv:2102.06356" in out and "cpu: ~" in out and "gpu: ~" in out
+
+
+def test_online_profiles_are_listed_and_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "--list", "--specs", str(SPECS)]) == 0
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()}
+    assert "online: ~" in rows["lars-batch-scaling"] and "online: ~" not in rows["goyal-linear-scaling"]
+    assert "gpu: ~10 min (1 GPU, offline" in rows["goyal-linear-scaling"]
+    table = load_table(SPECS / "goyal-linear-scaling" / "table.yaml")
+    with pytest.raises(ConfigError, match="has no 'online' profile; it has: smoke, cpu, gpu"):
+        table.sweep_path("online")
 
 
 def test_unknown_table_and_profile_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,7 +251,8 @@ def test_train_examples_matches_the_mnist1d_builder() -> None:
     assert train_examples(config) == len(build_mnist1d(num_samples=2000, cache=False).train[0]) == 1280
 
 
-DECIDING = {"cpu": ("lars-batch-scaling", "lamb-bert-scaling", "goyal-linear-scaling", "lamb-optimizer-comparison")}
+BATCH_TABLES = ("lars-batch-scaling", "lamb-bert-scaling", "goyal-linear-scaling", "lamb-optimizer-comparison")
+DECIDING = {"cpu": BATCH_TABLES, "gpu": BATCH_TABLES}
 
 
 @pytest.mark.parametrize(("profile", "table"), [(p, t) for p, tables in DECIDING.items() for t in tables])

@@ -1,4 +1,4 @@
-"""Reproductions of the papers' tables: ``largebatch reproduce TABLE [--profile smoke|cpu|gpu]``.
+"""Reproductions of the papers' tables: ``largebatch reproduce TABLE [--profile smoke|cpu|gpu|online]``.
 
 Each table is declarative: ``sweeps/reproduce/<table>/table.yaml`` (the spec: series, how our numbers are
 computed, claims with their verdict rules, the dashboard) plus one ordinary sweep file per profile. The published

@@ -22,7 +22,7 @@ from largebatch.reproduce.claims.base import NumbersKind
 from largebatch.reproduce.published import load_published
 from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
 
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "cpu", "gpu", "online")
 NOT_EVIDENCE = ("smoke",)  # profiles that check the code runs; their verdicts are never evidence
 SPEC_FILE = "table.yaml"
 SPEC_DIR = Path("sweeps") / "reproduce"
@@ -43,9 +43,13 @@ class Profile(Section):
 
 
 class Profiles(Section):
+    """``smoke`` (the code runs; never evidence), ``cpu`` and ``gpu`` (offline: generated or shipped data) and,
+    where a table has one, ``online`` (downloads its dataset, e.g. CIFAR-10)."""
+
     smoke: Profile
     cpu: Profile
     gpu: Profile
+    online: Profile | None = None
 
 
 class Series(Section):
@@ -147,7 +151,15 @@ class Table:
     def profile(self, name: str) -> Profile:
         if name not in PROFILES:
             raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
-        return getattr(self.spec.profiles, name)  # type: ignore[no-any-return]
+        profile: Profile | None = getattr(self.spec.profiles, name)
+        if profile is None:
+            raise ConfigError(f"{self.path}: table {self.spec.table!r} has no {name!r} profile; it has: "
+                              f"{', '.join(self.profile_names())}")
+        return profile
+
+    def profile_names(self) -> list[str]:
+        """The profiles this table has, in ``PROFILES`` order."""
+        return [p for p in PROFILES if getattr(self.spec.profiles, p) is not None]
 
     def sweep_path(self, profile: str) -> Path:
         return self._relative(self.profile(profile).sweep, f"profiles.{profile}.sweep")
