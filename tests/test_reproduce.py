@@ -237,6 +237,7 @@ def train_examples(config: object) -> int:
     if data.name == "mnist1d":
         pool = int(data.options["num_samples"] * data.options.get("train_split", 0.8))
         return pool - round(data.options.get("val_fraction", 0.2) * pool)
+    assert data.name == "text", f"no training-set size for dataset {data.name!r}"
     from largebatch.data.text import build_text
 
     return len(build_text(**data.options).train[0])
