@@ -1,9 +1,10 @@
-"""Reproductions of the papers' tables: ``largebatch reproduce TABLE [--profile smoke|cpu|gpu]``.
+"""Reproductions of the papers' tables: ``largebatch reproduce TABLE [--profile smoke|cpu|gpu|online]``.
 
 Each table is declarative: ``sweeps/reproduce/<table>/table.yaml`` (the spec: series, how our numbers are
 computed, claims with their verdict rules, the dashboard) plus one ordinary sweep file per profile. The published
 numbers, each with its source, live in the packaged ``published.yaml``. Modules, bottom up: ``published`` (the
-data file), ``spec`` (the spec schema and finding specs), ``rules`` (pure verdict rules over pandas tables),
+data file), ``rules`` (the outcomes, statistics and preconditions every verdict shares), ``claims`` (the one
+registry of claim rules: per rule its schema, named test and wording), ``spec`` (the spec schema and finding specs),
 ``numbers`` (our numbers from :func:`largebatch.analysis.load_results`), ``report`` (judging and Markdown),
 ``run`` (run or resume the sweep, build the dashboard), ``command`` (the CLI). This layer sits above
 ``largebatch.sweep``, ``largebatch.analysis`` and ``largebatch.dashboard`` and reads results only through

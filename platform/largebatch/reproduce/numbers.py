@@ -13,28 +13,46 @@ from largebatch.analysis import Results, best_in_cells, direction
 from largebatch.analysis.tables import filter_runs
 from largebatch.reproduce.spec import Numbers, Series
 
-CELL_COLUMNS = ("series", "batch_size", "mean", "std", "score", "seeds", "trials", "diverged")
+CELL_COLUMNS = ("series", "batch_size", "mean", "std", "score", "seeds", "seeds_run", "seeds_diverged", "trials",
+                "diverged", "loss_fell")
+LOSS = "train/loss"
+
+
+def loss_fell(history: pd.DataFrame) -> set[str]:
+    """The runs whose last recorded training loss is below their first recorded one (the first is logged after a
+    few steps, so already below the initial loss: the test is conservative)."""
+    if history.empty:
+        return set()
+    losses = history[history["metric"] == LOSS].dropna(subset=["value"]).sort_values("step", kind="stable")
+    ends = losses.groupby("run_id")["value"].agg(["first", "last"])
+    return set(ends.index[ends["last"] < ends["first"]])
 
 
 def batch_cells(results: Results, series: list[Series], numbers: Numbers) -> pd.DataFrame:
     """Per series × batch size: the trial best by ``numbers.select`` in each seed (the tuned lr), its
     ``numbers.metric`` averaged over seeds (``mean``, ``std``), ``score`` (higher is better), how many seeds have a
-    value, and how many finished trials there are and how many diverged."""
+    value, ran, and diverged in every trial, how many finished trials there are and how many diverged, and in how
+    many seeds the chosen trial's training loss fell (:func:`loss_fell`)."""
     runs = results.finished()
     for column in (numbers.select, numbers.metric):  # absent when every run diverged: no run has an evaluation
         if column not in runs:
             runs = runs.assign(**{column: math.nan})
     sign = 1.0 if direction(numbers.metric) == "max" else -1.0
+    learned = loss_fell(results.history)
     rows = []
     for s in series:
         chosen = filter_runs(runs, s.where)
         best = best_in_cells(chosen, numbers.select, None, ["batch_size", "seed"])
         for batch, group in chosen.groupby("batch_size"):
-            values = best.loc[best["batch_size"] == batch, numbers.metric].astype(float).dropna()
+            picked = best[best["batch_size"] == batch].dropna(subset=[numbers.metric])
+            values = picked[numbers.metric].astype(float)
             mean = float(values.mean()) if len(values) else math.nan
+            per_seed = group.groupby("seed")["diverged"].all()
             rows.append({"series": s.id, "batch_size": int(batch), "mean": mean,
                          "std": float(values.std()) if len(values) > 1 else math.nan, "score": sign * mean,
-                         "seeds": len(values), "trials": len(group), "diverged": int(group["diverged"].sum())})
+                         "seeds": len(values), "seeds_run": len(per_seed), "seeds_diverged": int(per_seed.sum()),
+                         "trials": len(group), "diverged": int(group["diverged"].sum()),
+                         "loss_fell": int(picked["run_id"].isin(learned).sum())})
     return pd.DataFrame(rows, columns=list(CELL_COLUMNS))
 
 
@@ -76,16 +94,17 @@ def display_value(value: float, display: str) -> str:
 
 
 def _cell_text(row: pd.Series, display: str) -> str:
-    if row["trials"] and row["diverged"] >= row["trials"]:
+    if row["seeds_run"] and row["seeds_diverged"] >= row["seeds_run"]:
         return "diverged"
     std_display = "raw" if display == "raw" else "percent"  # an error's spread is the accuracy's spread
-    spread = "" if math.isnan(row["std"]) else f" ± {display_value(row['std'], std_display)}"
-    diverged = f" ({int(row['diverged'])}/{int(row['trials'])} diverged)" if row["diverged"] else ""
+    spread = " (1 seed)" if row["seeds"] == 1 else f" ± {display_value(row['std'], std_display)}"
+    lost, ran = int(row["seeds_diverged"]), int(row["seeds_run"])
+    diverged = f" ({lost}/{ran} seeds diverged)" if lost else ""
     return display_value(row["mean"], display) + spread + diverged
 
 
 def cells_markdown(cells: pd.DataFrame, series: list[Series], display: str) -> pd.DataFrame:
-    """Batch sizes × series labels, ``mean ± std`` over seeds, ``diverged`` where every trial diverged."""
+    """Batch sizes × series labels, ``mean ± std`` over seeds, ``diverged`` where every seed diverged."""
     labels = {s.id: s.label for s in series}
     table = cells.assign(text=[_cell_text(row, display) for _, row in cells.iterrows()])
     wide = table.pivot(index="batch_size", columns="series", values="text").reindex(columns=list(labels)).fillna("–")

@@ -1,6 +1,6 @@
 """The published numbers of every reproduced table, from the one data file shipped with the package
 (``largebatch/reproduce/published.yaml``): each value with its paper (arXiv id), where in the paper, and whether
-it was checked against the source (``verified``) or is UNVERIFIED (recalled)."""
+it was checked against the source (``verified``, which needs the ``quote`` read there) or is UNVERIFIED."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ class Value(Section):
     source: str
     where: str
     verified: bool
+    quote: str | None = Field(None, min_length=1, description="the sentence or table cell at `where`, as printed")
+
+    @model_validator(mode="after")
+    def _verified_needs_a_quote(self) -> Value:
+        if self.verified and self.quote is None:
+            raise ValueError("verified: true needs 'quote': the exact sentence or table cell at 'where'")
+        return self
 
     def text(self) -> str:
         """``57.6 %`` / ``diverges``, with ``(UNVERIFIED)`` when the value was not checked against the paper."""

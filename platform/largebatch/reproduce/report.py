@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from largebatch.reproduce import rules
+from largebatch.reproduce.claims import ClaimBase
 from largebatch.reproduce.published import load_published
-from largebatch.reproduce.spec import Claim, Table, TableSpec
+from largebatch.reproduce.spec import NOT_EVIDENCE, Table, TableSpec
+
+SMOKE_BANNER = ("> **Smoke profile `{profile}`: not evidence.** It runs a few tiny trials to check that the table "
+                "builds end to end; its numbers and verdicts say nothing about the papers' claims. Run `--profile cpu` "
+                "or `--profile gpu` for evidence.")
 
 
 def tolerance_unit(spec: TableSpec) -> str:
@@ -19,23 +22,10 @@ def tolerance_unit(spec: TableSpec) -> str:
     return "raw" if spec.numbers.display == "raw" else "points"
 
 
-def judge(claim: Claim, spec: TableSpec, cells: pd.DataFrame, ratios: pd.DataFrame) -> rules.Verdict:
-    """Apply the claim's rule (:mod:`largebatch.reproduce.rules`) to our numbers."""
-    c: Any = claim
-    noise = spec.noise
-    apply: dict[str, Callable[[], rules.Verdict]] = {
-        "degrades": lambda: rules.degrades(cells, c.series, c.tolerance, noise),
-        "stays_within": lambda: rules.stays_within(cells, c.series, c.tolerance, noise),
-        "smaller_drop": lambda: rules.smaller_drop(cells, c.series, c.than, c.margin, noise),
-        "breaks_earlier": lambda: rules.breaks_earlier(cells, c.series, c.than, c.tolerance, noise),
-        "break_point": lambda: rules.break_point(cells, c.series, c.tolerance, c.min_flat, noise),
-        "ranking": lambda: rules.ranking(cells, c.order, c.tolerance, noise),
-        "matches": lambda: rules.matches(cells, c.series, c.target, c.tolerance, noise),
-        "ratio_spread": lambda: rules.ratio_spread(ratios, c.min_decades),
-        "weight_bias_gap": lambda: rules.weight_bias_gap(ratios, c.min_decades),
-        "ratio_falls": lambda: rules.ratio_falls(ratios, c.epoch, c.factor),
-    }
-    return apply[c.rule]()
+def judge(claim: ClaimBase, spec: TableSpec, cells: pd.DataFrame, ratios: pd.DataFrame) -> rules.Verdict:
+    """Run the claim's test (:mod:`largebatch.reproduce.claims`) on our numbers at the spec's confidence level."""
+    evidence = rules.Evidence(cells, ratios, spec.confidence, spec.numbers.chance)
+    return claim.judge(evidence)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -58,7 +48,7 @@ class Reproduction:
     results: Path
     counts: dict[str, int]
     ours: pd.DataFrame
-    verdicts: list[tuple[Claim, rules.Verdict]]
+    verdicts: list[tuple[ClaimBase, rules.Verdict]]
     dashboard: Path | None
 
     def markdown(self) -> str:
@@ -73,9 +63,11 @@ class Reproduction:
             what = (f"`{n.metric}` {shown} of the trial best by `{n.select}` per cell, mean ± sd over seeds".strip())
         counts = ", ".join(f"{k} {v}" for k, v in self.counts.items()) or "none"
         unit = tolerance_unit(spec)
+        smoke = self.profile in NOT_EVIDENCE
         claims = pd.DataFrame(
             [{"claim": c.claim, "published": "; ".join(f"{values[p].text()} [{p}]" for p in c.published) or "–",
-              "rule": c.statement(unit), "verdict": v.text()} for c, v in self.verdicts]
+              "rule": c.wording(unit, spec.confidence), "verdict": (v.not_evidence() if smoke else v).text()}
+             for c, v in self.verdicts]
         )
         listing = pd.DataFrame(
             [{"id": v.id, "quantity": v.quantity, "batch": v.batch_size or "–", "published": v.text(),
@@ -83,6 +75,7 @@ class Reproduction:
         )
         parts = [
             f"## {spec.table}: {spec.title}",
+            *([SMOKE_BANNER.format(profile=self.profile)] if smoke else []),
             f"Reproduces {spec.reproduces}. Profile `{self.profile}` (sweep `{self.sweep_file.name}`); "
             f"trials: {counts}; results: `{self.results}`"
             + (f"; dashboard: `{self.dashboard}`" if self.dashboard else "") + ".",

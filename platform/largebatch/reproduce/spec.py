@@ -3,13 +3,12 @@ computed from its results, which published values to show, and the claims with t
 
 A spec is declarative and validated on load like every other YAML file here: a mistake is one line naming the
 file, the key and the allowed values. Paths in a spec (the profiles' sweep files, the dashboard) are relative to
-the spec file. Claims name a ``rule`` (see :mod:`largebatch.reproduce.rules`) and that rule's parameters; the
-rule's statement printed next to each verdict comes from :meth:`ClaimBase.statement`.
+the spec file. Claims name a ``rule`` and that rule's parameters; the rules (schema, test, wording) come from the
+one registry, :mod:`largebatch.reproduce.claims`.
 """
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from largebatch.reproduce.claims import RULES, Claim
+from largebatch.reproduce.claims.base import NumbersKind
 from largebatch.reproduce.published import load_published
 from largebatch.shipped import shipped_locations
 from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
 
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "cpu", "gpu", "online")
+NOT_EVIDENCE = ("smoke",)  # profiles that check the code runs; their verdicts are never evidence
 SPEC_FILE = "table.yaml"
 SPEC_DIR = Path("sweeps") / "reproduce"
 ID = r"^[a-z0-9][a-z0-9-]*$"
@@ -41,9 +43,13 @@ class Profile(Section):
 
 
 class Profiles(Section):
+    """``smoke`` (the code runs; never evidence), ``cpu`` and ``gpu`` (offline: generated or shipped data) and,
+    where a table has one, ``online`` (downloads its dataset, e.g. CIFAR-10)."""
+
     smoke: Profile
     cpu: Profile
     gpu: Profile
+    online: Profile | None = None
 
 
 class Series(Section):
@@ -62,154 +68,13 @@ class Numbers(Section):
     the layers table, at the first recorded step (init) and after each of ``epochs``.
     """
 
-    kind: Literal["batch_cells", "layer_ratios"]
+    kind: NumbersKind
     select: str = "eval.val_acc"
     metric: str = "eval.test_acc"
     display: Literal["percent", "error_percent", "raw"] = "percent"
     epochs: list[float] = Field(default_factory=lambda: [1.0])
-
-
-class ClaimBase(Section):
-    id: str = Field(pattern=ID)
-    claim: str
-    published: list[str] = Field(default_factory=list, description="ids of the table's published values")
-
-    def series_ids(self) -> list[str]:
-        """The series this claim compares (checked against the spec's series ids)."""
-        return []
-
-
-def _tol(value: float, unit: str) -> str:
-    return f"{value:g} ({value * 100:g} %-points)" if unit == "points" else f"{value:g}"
-
-
-class OneSeriesClaim(ClaimBase):
-    """A claim about one series against its own smallest-batch value, within ``tolerance``."""
-
-    series: str
-    tolerance: float = Field(gt=0)
-
-    def series_ids(self) -> list[str]:
-        return [self.series]
-
-
-class Degrades(OneSeriesClaim):
-    rule: Literal["degrades"]
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if {self.series} falls more than {_tol(self.tolerance, unit)} below its smallest-batch value "
-                "(or diverges) at some larger batch, beyond the spread across seeds")
-
-
-class StaysWithin(OneSeriesClaim):
-    rule: Literal["stays_within"]
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if {self.series} stays within {_tol(self.tolerance, unit)} of its smallest-batch value at "
-                "every batch size, none diverging")
-
-
-class SmallerDrop(ClaimBase):
-    rule: Literal["smaller_drop"]
-    series: str
-    than: str
-    margin: float = Field(0.0, ge=0)
-
-    def series_ids(self) -> list[str]:
-        return [self.series, self.than]
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if, at the largest batch both ran, {self.series} loses at least {_tol(self.margin, unit)} "
-                f"less than {self.than} (each against its own smallest batch), beyond the spread across seeds")
-
-
-class BreaksEarlier(ClaimBase):
-    rule: Literal["breaks_earlier"]
-    series: list[str] = Field(min_length=1)
-    than: str
-    tolerance: float = Field(gt=0)
-
-    def series_ids(self) -> list[str]:
-        return [*self.series, self.than]
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if each of {', '.join(self.series)} breaks (falls more than {_tol(self.tolerance, unit)} "
-                f"below its smallest-batch value, or diverges) at a smaller batch than {self.than} does")
-
-
-class BreakPoint(OneSeriesClaim):
-    rule: Literal["break_point"]
-    min_flat: float = Field(4.0, ge=1)
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if {self.series} stays within {_tol(self.tolerance, unit)} of its smallest-batch value over "
-                f"at least a {self.min_flat:g}× range of batch sizes, then breaks (falls further, or diverges) at a "
-                "larger batch; the break point is the first batch that breaks")
-
-
-class Ranking(ClaimBase):
-    rule: Literal["ranking"]
-    order: list[str] = Field(min_length=2, description="series ids, best first")
-    tolerance: float = Field(ge=0)
-
-    def series_ids(self) -> list[str]:
-        return list(self.order)
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if no pair of {' > '.join(self.order)} is reversed by more than {_tol(self.tolerance, unit)} "
-                "(beyond the spread across seeds) and at least one pair is ordered as published; closer pairs are ties")
-
-
-class Matches(ClaimBase):
-    rule: Literal["matches"]
-    series: list[str] = Field(min_length=1)
-    target: str
-    tolerance: float = Field(ge=0)
-
-    def series_ids(self) -> list[str]:
-        return [*self.series, self.target]
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if the best of {', '.join(self.series)} is within {_tol(self.tolerance, unit)} of "
-                f"{self.target} (or better)")
-
-
-class RatioSpread(ClaimBase):
-    rule: Literal["ratio_spread"]
-    min_decades: float = Field(1.0, gt=0)
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if at init ‖w‖/‖∇w‖ spans at least {self.min_decades:g} decade(s) across layers (weights and "
-                "biases) in every seed")
-
-
-class WeightBiasGap(ClaimBase):
-    rule: Literal["weight_bias_gap"]
-    min_decades: float = Field(1.0, gt=0)
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if at init, in some layer, the weight's and the bias's ‖w‖/‖∇w‖ differ by at least "
-                f"{self.min_decades:g} decade(s), in every seed")
-
-
-class RatioFalls(ClaimBase):
-    rule: Literal["ratio_falls"]
-    epoch: float = Field(gt=0)
-    factor: float = Field(2.0, gt=1)
-
-    def statement(self, unit: str) -> str:
-        return (f"holds if the median ‖w‖/‖∇w‖ over weight layers after epoch {self.epoch:g} is at least "
-                f"{self.factor:g}× below its value at init, in every seed")
-
-
-Claim = Annotated[Degrades | StaysWithin | SmallerDrop | BreaksEarlier | BreakPoint | Ranking | Matches | RatioSpread
-                  | WeightBiasGap | RatioFalls, Field(discriminator="rule")]
-RULES: dict[str, type[ClaimBase]] = {
-    typing.get_args(typ.model_fields["rule"].annotation)[0]: typ
-    for typ in (Degrades, StaysWithin, SmallerDrop, BreaksEarlier, BreakPoint, Ranking, Matches, RatioSpread,
-                WeightBiasGap, RatioFalls)
-}
-LAYER_RULES = ("ratio_spread", "weight_bias_gap", "ratio_falls")
+    chance: float | None = Field(None, ge=0, lt=1, description="the metric's chance level (1/classes); a reference "
+                                 "must be above it to count as having learned")
 
 
 class TableSpec(Section):
@@ -222,7 +87,7 @@ class TableSpec(Section):
     dashboard: str
     numbers: Numbers
     series: list[Series] = Field(default_factory=list)
-    noise: float = Field(1.0, ge=0, description="differences within noise × the seeds' spread are inconclusive")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="confidence level of every claim's test")
     claims: list[Claim] = Field(min_length=1)
 
 
@@ -258,9 +123,9 @@ def _check_references(spec: TableSpec, source: str) -> None:
             if pid not in published:
                 raise ConfigError(f"{source}: key 'claims[{i}].published': unknown value {pid!r}; allowed (from the "
                                   f"published data of {spec.table}): {', '.join(published) or 'none'}")
-        rule: str = claim.rule  # type: ignore[attr-defined]
-        if (rule in LAYER_RULES) != (spec.numbers.kind == "layer_ratios"):
-            allowed = LAYER_RULES if spec.numbers.kind == "layer_ratios" else [r for r in RULES if r not in LAYER_RULES]
+        rule: str = claim.rule
+        if claim.numbers_kind != spec.numbers.kind:
+            allowed = [name for name, model in RULES.items() if model.numbers_kind == spec.numbers.kind]
             raise ConfigError(f"{source}: key 'claims[{i}].rule': {rule!r} does not apply to numbers.kind "
                               f"{spec.numbers.kind}; allowed: {', '.join(allowed)}")
 
@@ -286,7 +151,15 @@ class Table:
     def profile(self, name: str) -> Profile:
         if name not in PROFILES:
             raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
-        return getattr(self.spec.profiles, name)  # type: ignore[no-any-return]
+        profile: Profile | None = getattr(self.spec.profiles, name)
+        if profile is None:
+            raise ConfigError(f"{self.path}: table {self.spec.table!r} has no {name!r} profile; it has: "
+                              f"{', '.join(self.profile_names())}")
+        return profile
+
+    def profile_names(self) -> list[str]:
+        """The profiles this table has, in ``PROFILES`` order."""
+        return [p for p in PROFILES if getattr(self.spec.profiles, p) is not None]
 
     def sweep_path(self, profile: str) -> Path:
         return self._relative(self.profile(profile).sweep, f"profiles.{profile}.sweep")
