@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 import torch
-from test_optim_formulas import LAMB_CASES, LARS_CASES, LambRef, LarsRef
+from test_optim_formulas import LAMB_CASES, LARS_BASE, LARS_CASES
 
 from largebatch.optim import LAMB, LARS, _fused_cpu
+from largebatch.optim.reference import ReferenceLAMB, ReferenceLARS
 
 # float32 shapes: tiny ones sharing a work window, one spanning several windows, a zero-initialised bias
 SHAPES = [(5, 3), (4,), (2, 3, 2), (300, 250), (7, 1), (3,)]
@@ -63,15 +64,14 @@ def assert_matches(fused: list[torch.Tensor], eager: list[torch.Tensor], referen
 
 @pytest.mark.parametrize("case", sorted(LAMB_CASES))
 def test_lamb_fused_matches_eager_and_algorithm_2(case: str, kernels: ModuleType) -> None:
-    ours, theirs = LAMB_CASES[case]
     fused, eager = make_params(), make_params()
     reference = [p.detach().double() for p in make_params()]
-    opts = [LAMB(ps, lr=1e-2, fused=f, **ours) for ps, f in ((fused, True), (eager, False))]
-    ref = LambRef(**theirs)
+    opts = [LAMB(ps, lr=1e-2, fused=f, **LAMB_CASES[case]) for ps, f in ((fused, True), (eager, False))]
+    ref = ReferenceLAMB(lr=1e-2, **LAMB_CASES[case])
     for t in range(1, 6):
         for opt, params in zip(opts, (fused, eager)):
             run(opt, params, range(t, t + 1))
-        ref.step(reference, grads_at(t), t)
+        ref.step(reference, grads_at(t))
         assert_matches(fused, eager, reference)
     stats, eager_stats = opts[0].layer_stats(), opts[1].layer_stats()
     for field in ("weight_norm", "update_norm", "trust_ratio", "lr"):
@@ -80,16 +80,15 @@ def test_lamb_fused_matches_eager_and_algorithm_2(case: str, kernels: ModuleType
 
 @pytest.mark.parametrize("case", sorted(LARS_CASES))
 def test_lars_fused_matches_eager_and_algorithm_1(case: str, kernels: ModuleType) -> None:
-    ours, theirs = LARS_CASES[case]
-    kwargs = {"momentum": 0.9, "weight_decay": 5e-4, **ours}
+    kwargs = {**LARS_BASE, **LARS_CASES[case]}
     fused, eager = make_params(), make_params()
     reference = [p.detach().double() for p in make_params()]
     opts = [LARS(ps, lr=2.0, fused=f, **kwargs) for ps, f in ((fused, True), (eager, False))]
-    ref = LarsRef(**theirs)
+    ref = ReferenceLARS(lr=2.0, **kwargs)
     for t in range(1, 6):
         for opt, params in zip(opts, (fused, eager)):
             run(opt, params, range(t, t + 1), lr_decay=True)
-        ref.step(reference, grads_at(t), 2.0 / t, t)
+        ref.step(reference, grads_at(t), 2.0 / t)
         assert_matches(fused, eager, reference)
     stats, eager_stats = opts[0].layer_stats(), opts[1].layer_stats()
     for field in ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr"):

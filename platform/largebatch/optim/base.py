@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -41,7 +41,13 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
     ``fused=None`` (default) uses for float32 contiguous CPU parameters when they can be built, ``fused=True``
     asks for and ``fused=False`` turns off. Everything the kernels do not take (other dtypes and devices,
     non-contiguous tensors, a failed build) runs on the multi-tensor path.
+
+    ``option_defaults`` holds every group option a subclass reads, with the value that gives the algorithm as
+    it was before the option existed: :meth:`__setstate__` (which ``load_state_dict`` and unpickling call) fills
+    them into groups of older checkpoints that lack them.
     """
+
+    option_defaults: ClassVar[dict[str, Any]] = {"adapt": True}
 
     def __init__(
         self, params: Iterable[Any], defaults: dict[str, Any], *, foreach: bool | None, fused: bool | None
@@ -54,6 +60,17 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         self.fused = fused is not False and self.foreach
         self._stats: list[LayerStats] = []
         self._work: dict[int, Tensor] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled optimizer or a loaded state dict, filling options that older versions did not save."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.option_defaults.items():
+                group.setdefault(key, value)
+        self.__dict__.setdefault("foreach", True)
+        self.__dict__.setdefault("fused", self.foreach)
+        self.__dict__.setdefault("_stats", [])
+        self.__dict__.setdefault("_work", {})
 
     def _work_buffers(self, params: list[Tensor]) -> list[Tensor]:
         """One scratch tensor like each parameter, reused every step and kept out of the ``state_dict``.

@@ -54,6 +54,11 @@ class LAMB(LayerwiseOptimizer):
             None (default) uses them when they can be built. Their ``layer_stats()`` carry ‖g‖ as well.
     """
 
+    option_defaults = {
+        "adapt": True, "weight_decay_mode": "adam_update", "bias_correction": True,
+        "weight_norm_bounds": None, "ratio_bounds": None,
+    }
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -92,6 +97,11 @@ class LAMB(LayerwiseOptimizer):
         super().__init__(params, defaults, foreach=foreach, fused=fused)
         self.grad_pre_normalization = grad_pre_normalization
         self._grad_scale: Tensor | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("grad_pre_normalization", None)
+        self.__dict__.setdefault("_grad_scale", None)
 
     def _init_state(self, param: Tensor) -> dict[str, Any]:
         return {

@@ -52,6 +52,11 @@ class LARS(LayerwiseOptimizer):
             None (default) uses them when they can be built.
     """
 
+    option_defaults = {
+        "adapt": True, "dampening": 0.0, "nesterov": False, "eps": 0.0, "trust_clip": False,
+        "denominator": "paper", "lr_placement": "momentum",
+    }
+
     def __init__(
         self,
         params: Iterable[Any],
