@@ -102,7 +102,7 @@ class LARS(LayerwiseOptimizer):
         params, grads = bucket.params, bucket.grads
         paper = group["denominator"] == "paper"
 
-        kernels = self._kernels(bucket)
+        kernels = self._triton(bucket) or self._kernels(bucket)  # Triton (CUDA) and C++ (CPU) share one interface
         norms = None if kernels is None else kernels.lars_norms(params, grads, wd, not paper)
         if norms is not None:  # fused pass 1: ‖w‖, ‖g‖ (and ‖g + βw‖) in one sweep
             weight_norm, grad_norm = norms[0], norms[1]
