@@ -365,3 +365,34 @@ def test_cuda_parameters_take_the_eager_path_next_to_fused_cpu_ones(cls: type, k
         results.append(cpu + [p.cpu() for p in cuda])
     for a, b in zip(*results):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=2e-5, atol=2e-6)
+
+
+def test_cpu_parameters_never_reach_the_triton_kernels() -> None:
+    params = make_params()
+    opt = LAMB(params, lr=1e-2)
+    run(opt, params, range(1, 2))
+    assert opt._triton_kernels is None
+
+
+def test_without_triton_the_gpu_path_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket on a Triton device when Triton cannot be imported: one warning, the other paths' numbers."""
+    import sys
+
+    import largebatch.optim
+    from largebatch.optim import base
+
+    monkeypatch.setattr(base, "TRITON_DEVICES", frozenset({"cpu"}))
+    monkeypatch.setitem(sys.modules, "largebatch.optim._fused_triton", None)  # import fails
+    monkeypatch.delattr(largebatch.optim, "_fused_triton", raising=False)
+    base._triton_module.cache_clear()
+    try:
+        fused, eager = make_params(), make_params()
+        with pytest.warns(RuntimeWarning, match="Triton is not importable"):
+            opt = LARS(fused, lr=1.0, weight_decay=1e-3)
+            run(opt, fused, range(1, 3))
+        run(LARS(eager, lr=1.0, weight_decay=1e-3, fused=False), eager, range(1, 3))
+        assert opt._triton_kernels is False
+        for f, e in zip(fused, eager):
+            torch.testing.assert_close(f, e, rtol=2e-5, atol=2e-6)
+    finally:
+        base._triton_module.cache_clear()
