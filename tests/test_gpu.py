@@ -109,3 +109,15 @@ def test_cuda_step_replays_from_a_cuda_graph(make) -> None:
     torch.cuda.synchronize()
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_pack_probe_measures_a_trial_on_the_gpu(tmp_path: Path) -> None:
+    from largebatch.sweep import load_sweep
+    from largebatch.sweep.packing import largest_trial, measure_peak_memory, trials_per_gpu
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: t\nexperiment: {EXPERIMENTS / 'mnist1d_cnn.yaml'}\ngrid: {{batch_size: [64, 1024]}}\n"
+                    "budget: {epochs: 1}\n")
+    peak, total = measure_peak_memory(largest_trial(load_sweep(path)))
+    assert 0 < peak < total
+    assert trials_per_gpu(peak, total) > 1  # a 1-D CNN on MNIST-1D is far below a GPU's memory
