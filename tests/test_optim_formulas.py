@@ -172,3 +172,9 @@ def test_lars_stats_are_the_algorithm_quantities() -> None:
     assert stats.trust_ratio[-1].item() == 1.0  # zero-initialised bias: ratio 1, so it learns
     torch.testing.assert_close(stats.lr, 0.5 * stats.trust_ratio)
     assert params[-1].detach().abs().sum() > 0
+
+
+def test_references_take_the_optimizers_options_and_defaults() -> None:
+    assert ReferenceLARS().eta == 0.001 and ReferenceLAMB().eps == 1e-6  # LARS's and LAMB's own defaults
+    with pytest.raises(TypeError, match="unknown option 'trust_coef'"):
+        ReferenceLARS(trust_coef=0.01)

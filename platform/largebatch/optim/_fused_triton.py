@@ -225,7 +225,8 @@ class TritonKernels:
         if not _fusable((grads, exp_avgs, exp_avg_sqs), params):
             return None
         bucket = self._bucket(params)
-        x, g, m, v = (bucket.table(r, ts) for r, ts in (("x", params), ("g", grads), ("m", exp_avgs), ("v", exp_avg_sqs)))
+        lists = (("x", params), ("g", grads), ("m", exp_avgs), ("v", exp_avg_sqs))
+        x, g, m, v = (bucket.table(role, tensors) for role, tensors in lists)
         scale = bucket.partials if grad_scale is None else grad_scale.to(torch.float32)
         _lamb_moments_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, x, g, m, v, scale, bucket.partials,

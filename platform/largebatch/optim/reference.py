@@ -5,7 +5,7 @@ and :class:`~largebatch.optim.LARS`, the fused CPU kernels, the Triton CUDA step
 gradients and compare. They are slow on purpose (one pass per line, Python-float norms); train with the real
 optimizers.
 
-Option names mean what they mean on the optimizers (same names, same defaults):
+Option names mean what they mean on the optimizers, and take the optimizers' defaults (read from their signatures):
 
 * LARS (You et al. 2017, arXiv:1708.03888, Algorithm 1): ``denominator`` (``"paper"``: ‖g‖ + β‖w‖, ``"update"``:
   ‖g + βw‖), ``lr_placement`` (``"momentum"``: γ inside the buffer as printed, ``"step"``: torch.optim.SGD style),
@@ -19,15 +19,31 @@ Option names mean what they mean on the optimizers (same names, same defaults):
 
 from __future__ import annotations
 
+import inspect
 import math
+from types import SimpleNamespace
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from largebatch.optim.lamb import LAMB
+from largebatch.optim.lars import LARS
 from largebatch.optim.trust_ratio import Bounds
 
 
 def _norm(x: Tensor) -> float:
     return math.sqrt(float((x.double() * x.double()).sum()))
+
+
+def _options(optimizer: type, given: dict[str, Any]) -> SimpleNamespace:
+    """The optimizer's options with its own defaults (one meaning and one default per name), updated by ``given``."""
+    skip = {"params", "foreach", "fused"}
+    defaults = {name: p.default for name, p in inspect.signature(optimizer).parameters.items() if name not in skip}
+    unknown = sorted(set(given) - set(defaults) - {"adapt"})
+    if unknown:
+        raise TypeError(f"Reference{optimizer.__name__}: unknown option {unknown[0]!r}; allowed: {sorted(defaults)}")
+    return SimpleNamespace(**{**defaults, "adapt": True, **given})
 
 
 def _clip(value: float, bounds: Bounds | None) -> float:
@@ -40,26 +56,14 @@ def _clip(value: float, bounds: Bounds | None) -> float:
 class ReferenceLAMB:
     """LAMB, Algorithm 2, over a list of tensors updated in place; state is kept per list position."""
 
-    def __init__(
-        self,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-6,
-        weight_decay: float = 0.01,
-        *,
-        weight_decay_mode: str = "adam_update",
-        bias_correction: bool = True,
-        weight_norm_bounds: Bounds | None = None,
-        ratio_bounds: Bounds | None = None,
-        trust_clip: bool = False,
-        grad_pre_normalization: float | None = None,
-        adapt: bool = True,
-    ) -> None:
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.decoupled = weight_decay_mode == "decoupled"
-        self.bias_correction, self.adapt = bias_correction, adapt
-        self.weight_norm_bounds, self.ratio_bounds, self.trust_clip = weight_norm_bounds, ratio_bounds, trust_clip
-        self.grad_pre_normalization = grad_pre_normalization
+    def __init__(self, **options: Any) -> None:
+        """``options``: any of :class:`~largebatch.optim.LAMB`'s, with its defaults, and ``adapt``."""
+        o = _options(LAMB, options)
+        self.lr, self.betas, self.eps, self.weight_decay = o.lr, o.betas, o.eps, o.weight_decay
+        self.decoupled = o.weight_decay_mode == "decoupled"
+        self.bias_correction, self.adapt = o.bias_correction, o.adapt
+        self.weight_norm_bounds, self.ratio_bounds, self.trust_clip = o.weight_norm_bounds, o.ratio_bounds, o.trust_clip
+        self.grad_pre_normalization = o.grad_pre_normalization
         self.t = 0
         self.m: dict[int, Tensor] = {}
         self.v: dict[int, Tensor] = {}
@@ -70,7 +74,8 @@ class ReferenceLAMB:
         scale = 1.0
         if self.grad_pre_normalization is not None:  # NVLAMB: g ← g / max(1, ‖g‖_global / c)
             scale = 1.0 / max(1.0, math.sqrt(sum(_norm(g) ** 2 for g in grads)) / self.grad_pre_normalization)
-        return [self._step_one(i, x, g * scale, self.lr if lr is None else lr) for i, (x, g) in enumerate(zip(params, grads))]
+        lr = self.lr if lr is None else lr
+        return [self._step_one(i, x, g * scale, lr) for i, (x, g) in enumerate(zip(params, grads))]
 
     def _step_one(self, i: int, x: Tensor, g: Tensor, lr: float) -> float:
         b1, b2, t = self.betas[0], self.betas[1], self.t
@@ -95,24 +100,12 @@ class ReferenceLAMB:
 class ReferenceLARS:
     """LARS with momentum, Algorithm 1, over a list of tensors updated in place; state is kept per list position."""
 
-    def __init__(
-        self,
-        lr: float = 1.0,
-        momentum: float = 0.9,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-        *,
-        trust_coefficient: float = 0.001,
-        eps: float = 0.0,
-        trust_clip: bool = False,
-        denominator: str = "paper",
-        lr_placement: str = "momentum",
-        adapt: bool = True,
-    ) -> None:
-        self.lr, self.momentum, self.dampening, self.weight_decay = lr, momentum, dampening, weight_decay
-        self.nesterov, self.eta, self.eps, self.trust_clip = nesterov, trust_coefficient, eps, trust_clip
-        self.denominator, self.lr_placement, self.adapt = denominator, lr_placement, adapt
+    def __init__(self, **options: Any) -> None:
+        """``options``: any of :class:`~largebatch.optim.LARS`'s, with its defaults, and ``adapt``."""
+        o = _options(LARS, options)
+        self.lr, self.momentum, self.dampening, self.weight_decay = o.lr, o.momentum, o.dampening, o.weight_decay
+        self.nesterov, self.eta, self.eps, self.trust_clip = o.nesterov, o.trust_coefficient, o.eps, o.trust_clip
+        self.denominator, self.lr_placement, self.adapt = o.denominator, o.lr_placement, o.adapt
         self.t = 0
         self.v: dict[int, Tensor] = {}
 

@@ -78,8 +78,8 @@ class TensorDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> EpochBatches:
         rank, world = self._rank()
-        batches = TensorBatches(self._on_device("train", self.splits.train), self.plan.micro_batch, shuffle=True, seed=self.seed,
-                                drop_last=True, rank=rank, world_size=world, transform=self.transform)
+        batches = TensorBatches(self._on_device("train", self.splits.train), self.plan.micro_batch, shuffle=True,
+                                seed=self.seed, drop_last=True, rank=rank, world_size=world, transform=self.transform)
         return EpochBatches(batches, self._current_epoch, self.plan.steps_per_epoch * self.plan.accumulate)
 
     def val_dataloader(self) -> EpochBatches:
