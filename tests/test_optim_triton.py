@@ -201,6 +201,7 @@ def test_triton_declines_non_contiguous_params_to_the_eager_path() -> None:
     assert_close_all(fused, eager, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_kernels_under_the_interpreter() -> None:
     """This file again, in a fresh process with ``TRITON_INTERPRET=1``: the kernels on CPU tensors."""
     if torch.cuda.is_available() or INTERPRETED:

@@ -135,9 +135,9 @@ def _segment_norms_kernel(partials, first_block, out, num_blocks, num_tensors, R
     tl.store(out + k * num_tensors + t, tl.sqrt(tl.sum(acc, axis=0)))
 
 
-def _on_device(values: Sequence[int], device: torch.device) -> Tensor:
-    """An int64 vector on ``device`` without a host sync (pinned memory, non-blocking copy on CUDA)."""
-    host = torch.tensor(values, dtype=torch.int64)
+def _on_device(values: Sequence[int] | Tensor, device: torch.device) -> Tensor:
+    """An int64 host vector on ``device`` without a host sync (pinned memory, non-blocking copy on CUDA)."""
+    host = torch.as_tensor(values, dtype=torch.int64)
     if device.type != "cuda":
         return host.to(device)
     return host.pin_memory().to(device, non_blocking=True)
@@ -169,8 +169,8 @@ class _Bucket:
         block_tensor = torch.repeat_interleave(torch.arange(len(params)), counts)
         block_start = (torch.arange(int(first[-1])) - first[block_tensor]) * block
         self.num_blocks, self.num_tensors = int(first[-1]), len(params)
-        self.sizes, self.first_block = sizes.to(device), first.to(device)
-        self.block_tensor, self.block_start = block_tensor.to(device), block_start.to(device)
+        self.sizes, self.first_block = _on_device(sizes, device), _on_device(first, device)
+        self.block_tensor, self.block_start = _on_device(block_tensor, device), _on_device(block_start, device)
         self.partials = torch.empty(3 * self.num_blocks, dtype=torch.float32, device=device)
         self.addresses: dict[str, _Addresses] = {}
         self.dtype = DTYPES[params[0].dtype]
