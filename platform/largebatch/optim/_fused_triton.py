@@ -174,6 +174,8 @@ class _Bucket:
         self.partials = torch.empty(3 * self.num_blocks, dtype=torch.float32, device=device)
         self.addresses: dict[str, _Addresses] = {}
         self.dtype = DTYPES[params[0].dtype]
+        self.x = _on_device([p.data_ptr() for p in params], device)  # the bucket's key: never changes
+        self.last: tuple[Tensor, ...] = ()  # the tables pass 1 used, for pass 2
 
     def table(self, role: str, tensors: Sequence[Tensor]) -> Tensor:
         """The address table of the list playing ``role`` (``"x"``, ``"g"``, ``"m"``...) in this bucket's steps."""
@@ -206,14 +208,17 @@ class TritonKernels:
     def __init__(self) -> None:
         self.block = BLOCK
         self._buckets: dict[tuple[int, ...], _Bucket] = {}
+        self._current: _Bucket | None = None  # pass 1's bucket; pass 2 reuses it and its tables
 
     def _bucket(self, params: Sequence[Tensor]) -> _Bucket:
+        """The bucket of ``params`` (pass 1), kept as the one pass 2 continues."""
         key = tuple(p.data_ptr() for p in params)
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.MAX_BUCKETS:
                 self._buckets.clear()
             bucket = self._buckets[key] = _Bucket(params, self.block)
+        self._current = bucket
         return bucket
 
     # ---------------------------------------------------------------------------------------------- LAMB
@@ -225,8 +230,8 @@ class TritonKernels:
         if not _fusable((grads, exp_avgs, exp_avg_sqs), params):
             return None
         bucket = self._bucket(params)
-        lists = (("x", params), ("g", grads), ("m", exp_avgs), ("v", exp_avg_sqs))
-        x, g, m, v = (bucket.table(role, tensors) for role, tensors in lists)
+        x, g, m, v = bucket.x, bucket.table("g", grads), bucket.table("m", exp_avgs), bucket.table("v", exp_avg_sqs)
+        bucket.last = (x, m, v)
         scale = bucket.partials if grad_scale is None else grad_scale.to(torch.float32)
         _lamb_moments_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, x, g, m, v, scale, bucket.partials,
@@ -234,11 +239,12 @@ class TritonKernels:
             DTYPE=bucket.dtype, HAS_SCALE=grad_scale is not None, BLOCK=self.block)
         return bucket.norms(3)
 
-    def lamb_apply(self, params: Sequence[Tensor], exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor],
-                   step_scale: Tensor, eps_hat: float, wd_u: float, decay: float) -> None:
-        """Pass 2: x ← decay·x + step_scale[l]·u' with u' recomputed from the stored m, v (after lamb_moments)."""
-        bucket = self._bucket(params)
-        x, m, v = (bucket.table(r, ts) for r, ts in (("x", params), ("m", exp_avgs), ("v", exp_avg_sqs)))
+    def lamb_apply(self, step_scale: Tensor, eps_hat: float, wd_u: float, decay: float) -> None:
+        """Pass 2 of the bucket of the last :meth:`lamb_moments`: x ← decay·x + step_scale[l]·u', with u'
+        recomputed from the m, v it stored."""
+        bucket = self._current
+        assert bucket is not None and len(bucket.last) == 3, "lamb_apply follows lamb_moments"
+        x, m, v = bucket.last
         _lamb_apply_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, x, m, v, step_scale.to(torch.float32), eps_hat,
             wd_u, decay, DTYPE=bucket.dtype, BLOCK=self.block)
@@ -251,7 +257,8 @@ class TritonKernels:
         if not _fusable((grads,), params):
             return None
         bucket = self._bucket(params)
-        w, g = bucket.table("x", params), bucket.table("g", grads)
+        w, g = bucket.x, bucket.table("g", grads)
+        bucket.last = (w, g)
         _lars_norms_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, bucket.partials, bucket.num_blocks,
             weight_decay, DIRECTION=direction_norm, DTYPE=bucket.dtype, BLOCK=self.block)
@@ -259,10 +266,12 @@ class TritonKernels:
 
     def lars_apply(self, params: Sequence[Tensor], grads: Sequence[Tensor], buffers: Sequence[Tensor],
                    coefficients: Tensor, weight_decay: float, momentum: float, buffer_step: float) -> None:
-        """Pass 2 with a_l = coefficients[0, l] into the buffer and direct_l = coefficients[1, l] onto w."""
-        bucket = self._bucket(params)
+        """Pass 2 (after :meth:`lars_norms` of the same lists) with a_l = coefficients[0, l] into the buffer and
+        direct_l = coefficients[1, l] onto w. ``params`` and ``grads`` are those of pass 1 (the C++ interface)."""
+        bucket = self._current
+        assert bucket is not None and len(bucket.last) == 2, "lars_apply follows lars_norms"
         has_buffers = len(buffers) > 0
-        w, g = bucket.table("x", params), bucket.table("g", grads)
+        w, g = bucket.last
         b = bucket.table("m", buffers) if has_buffers else w
         _lars_apply_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, b, coefficients.contiguous(),

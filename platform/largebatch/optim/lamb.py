@@ -147,7 +147,7 @@ class LAMB(LayerwiseOptimizer):
         if norms is not None:  # Triton pass 1 (moments, norms), the trust ratios here, pass 2 (the write)
             weight_norm, update_norm, grad_norm = norms[0], c * norms[1], norms[2]
             ratio = self._ratio(group, weight_norm, update_norm)
-            triton.lamb_apply(params, exp_avgs, exp_avg_sqs, (-lr * c) * ratio, eps_hat, wd_in_update, decay)
+            triton.lamb_apply((-lr * c) * ratio, eps_hat, wd_in_update, decay)
             return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
 
         kernels = self._kernels(bucket)
