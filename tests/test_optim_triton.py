@@ -201,6 +201,21 @@ def test_triton_declines_non_contiguous_params_to_the_eager_path() -> None:
     assert_close_all(fused, eager, rtol=1e-6, atol=1e-7)
 
 
+@kernels_run_here
+def test_triton_declines_a_non_contiguous_gradient_to_the_eager_path() -> None:
+    """Checked whenever a gradient's address changes: a transposed ``.grad`` takes the multi-tensor path."""
+    fused = [torch.randn(6, 8, device=DEVICE).requires_grad_() for _ in range(2)]
+    eager = [p.detach().clone().requires_grad_() for p in fused]
+    opt, eager_opt = LAMB(fused, lr=1e-2, fused=True), LAMB(eager, lr=1e-2, fused=False)
+    for t in (1, 2):
+        grads = grads_at(t, [(8, 6), (6, 8)])
+        for params, o in ((fused, opt), (eager, eager_opt)):
+            params[0].grad = grads[0].to(DEVICE, torch.float32).t()  # non-contiguous from step 1 on
+            params[1].grad = grads[1].to(DEVICE, torch.float32)
+            o.step()
+    assert_close_all(fused, eager, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.slow
 def test_kernels_under_the_interpreter() -> None:
     """This file again, in a fresh process with ``TRITON_INTERPRET=1``: the kernels on CPU tensors."""

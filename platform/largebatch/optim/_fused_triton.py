@@ -143,17 +143,27 @@ def _on_device(values: Sequence[int] | Tensor, device: torch.device) -> Tensor:
     return host.pin_memory().to(device, non_blocking=True)
 
 
+def _fusable(tensors: Sequence[Tensor], params: Sequence[Tensor]) -> bool:
+    """Every tensor contiguous, of the parameters' dtype (one Triton handles) and sizes."""
+    dtype = params[0].dtype
+    return dtype in DTYPES and len(tensors) == len(params) and all(
+        t.is_contiguous() and t.dtype == dtype and t.numel() == p.numel() for t, p in zip(tensors, params))
+
+
 class _Addresses:
-    """A device table of tensor addresses, re-sent only when an address changes."""
+    """A device table of tensor addresses, re-sent (and the tensors checked) only when an address changes."""
 
     def __init__(self) -> None:
         self.pointers: tuple[int, ...] = ()
         self.table: Tensor | None = None
 
-    def of(self, tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+    def of(self, tensors: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor | None:
+        """The table, or None where the tensors cannot be fused with ``params``."""
         pointers = tuple(t.data_ptr() for t in tensors)
         if self.table is None or pointers != self.pointers:
-            self.pointers, self.table = pointers, _on_device(pointers, device)
+            if not _fusable(tensors, params):
+                return None
+            self.pointers, self.table = pointers, _on_device(pointers, params[0].device)
         return self.table
 
 
@@ -168,6 +178,7 @@ class _Bucket:
         torch.cumsum(counts, 0, out=first[1:])
         block_tensor = torch.repeat_interleave(torch.arange(len(params)), counts)
         block_start = (torch.arange(int(first[-1])) - first[block_tensor]) * block
+        self.params = list(params)
         self.num_blocks, self.num_tensors = int(first[-1]), len(params)
         self.sizes, self.first_block = _on_device(sizes, device), _on_device(first, device)
         self.block_tensor, self.block_start = _on_device(block_tensor, device), _on_device(block_start, device)
@@ -177,9 +188,16 @@ class _Bucket:
         self.x = _on_device([p.data_ptr() for p in params], device)  # the bucket's key: never changes
         self.last: tuple[Tensor, ...] = ()  # the tables pass 1 used, for pass 2
 
-    def table(self, role: str, tensors: Sequence[Tensor]) -> Tensor:
-        """The address table of the list playing ``role`` (``"x"``, ``"g"``, ``"m"``...) in this bucket's steps."""
-        return self.addresses.setdefault(role, _Addresses()).of(tensors, self.sizes.device)
+    def tables(self, **lists: Sequence[Tensor]) -> list[Tensor] | None:
+        """The address tables of the lists stepped with the parameters (by role: ``g=grads, m=exp_avgs``...),
+        or None where one of them cannot be fused."""
+        tables = []
+        for role, tensors in lists.items():
+            table = self.addresses.setdefault(role, _Addresses()).of(tensors, self.params)
+            if table is None:
+                return None
+            tables.append(table)
+        return tables
 
     def norms(self, rows: int) -> Tensor:
         """The square roots of the per-tensor sums of the first ``rows`` rows of block partials, [rows, n]."""
@@ -187,15 +205,6 @@ class _Bucket:
         _segment_norms_kernel[(self.num_tensors, rows)](
             self.partials, self.first_block, out, self.num_blocks, self.num_tensors, RBLOCK=REDUCE_BLOCK)
         return out
-
-
-def _fusable(lists: Sequence[Sequence[Tensor]], params: Sequence[Tensor]) -> bool:
-    """Every tensor contiguous, of the parameters' dtype (one Triton handles) and sizes."""
-    dtype = params[0].dtype
-    if dtype not in DTYPES:
-        return False
-    return all(len(ts) == len(params) and all(t.is_contiguous() and t.dtype == dtype and t.numel() == p.numel()
-                                              for t, p in zip(ts, params)) for ts in lists)
 
 
 class TritonKernels:
@@ -207,19 +216,19 @@ class TritonKernels:
 
     def __init__(self) -> None:
         self.block = BLOCK
-        self._buckets: dict[tuple[int, ...], _Bucket] = {}
+        self._buckets: dict[tuple[int, ...], _Bucket | None] = {}
         self._current: _Bucket | None = None  # pass 1's bucket; pass 2 reuses it and its tables
 
-    def _bucket(self, params: Sequence[Tensor]) -> _Bucket:
-        """The bucket of ``params`` (pass 1), kept as the one pass 2 continues."""
+    def _bucket(self, params: Sequence[Tensor]) -> _Bucket | None:
+        """The bucket of ``params`` (pass 1), kept as the one pass 2 continues; None (remembered) where the
+        parameters themselves cannot be fused."""
         key = tuple(p.data_ptr() for p in params)
-        bucket = self._buckets.get(key)
-        if bucket is None:
+        if key not in self._buckets:
             if len(self._buckets) >= self.MAX_BUCKETS:
                 self._buckets.clear()
-            bucket = self._buckets[key] = _Bucket(params, self.block)
-        self._current = bucket
-        return bucket
+            self._buckets[key] = _Bucket(params, self.block) if _fusable(params, params) else None
+        self._current = self._buckets[key]
+        return self._current
 
     # ---------------------------------------------------------------------------------------------- LAMB
 
@@ -227,10 +236,11 @@ class TritonKernels:
                      exp_avg_sqs: Sequence[Tensor], grad_scale: Tensor | None, beta1: float, beta2: float,
                      eps_hat: float, wd_u: float) -> Tensor | None:
         """Pass 1: m, v updated in place; returns [‖x‖, ‖u'‖, ‖g‖] per tensor ([3, n] float32), or None (declined)."""
-        if not _fusable((grads, exp_avgs, exp_avg_sqs), params):
-            return None
         bucket = self._bucket(params)
-        x, g, m, v = bucket.x, bucket.table("g", grads), bucket.table("m", exp_avgs), bucket.table("v", exp_avg_sqs)
+        tables = None if bucket is None else bucket.tables(g=grads, m=exp_avgs, v=exp_avg_sqs)
+        if bucket is None or tables is None:
+            return None
+        (g, m, v), x = tables, bucket.x
         bucket.last = (x, m, v)
         scale = bucket.partials if grad_scale is None else grad_scale.to(torch.float32)
         _lamb_moments_kernel[(bucket.num_blocks,)](
@@ -254,10 +264,11 @@ class TritonKernels:
     def lars_norms(self, params: Sequence[Tensor], grads: Sequence[Tensor], weight_decay: float,
                    direction_norm: bool) -> Tensor | None:
         """Pass 1: [‖w‖, ‖g‖] (and ‖g + βw‖ with ``direction_norm``) per tensor, or None (declined)."""
-        if not _fusable((grads,), params):
-            return None
         bucket = self._bucket(params)
-        w, g = bucket.x, bucket.table("g", grads)
+        tables = None if bucket is None else bucket.tables(g=grads)
+        if bucket is None or tables is None:
+            return None
+        w, g = bucket.x, tables[0]
         bucket.last = (w, g)
         _lars_norms_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, bucket.partials, bucket.num_blocks,
@@ -272,7 +283,10 @@ class TritonKernels:
         assert bucket is not None and len(bucket.last) == 2, "lars_apply follows lars_norms"
         has_buffers = len(buffers) > 0
         w, g = bucket.last
-        b = bucket.table("m", buffers) if has_buffers else w
+        buffer_tables = bucket.tables(m=buffers) if has_buffers else [w]
+        if buffer_tables is None:
+            raise ValueError("lars_apply: momentum buffers must be contiguous, of the parameters' dtype and sizes")
+        b = buffer_tables[0]
         _lars_apply_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, b, coefficients.contiguous(),
             bucket.num_tensors, weight_decay, momentum, buffer_step,
