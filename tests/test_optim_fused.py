@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 import torch
-from test_optim_formulas import LAMB_CASES, LARS_CASES, LambRef, LarsRef
+from test_optim_formulas import LAMB_CASES, LARS_BASE, LARS_CASES
 
 from largebatch.optim import LAMB, LARS, _fused_cpu
+from largebatch.optim.reference import ReferenceLAMB, ReferenceLARS
 
 # float32 shapes: tiny ones sharing a work window, one spanning several windows, a zero-initialised bias
 SHAPES = [(5, 3), (4,), (2, 3, 2), (300, 250), (7, 1), (3,)]
@@ -63,15 +64,14 @@ def assert_matches(fused: list[torch.Tensor], eager: list[torch.Tensor], referen
 
 @pytest.mark.parametrize("case", sorted(LAMB_CASES))
 def test_lamb_fused_matches_eager_and_algorithm_2(case: str, kernels: ModuleType) -> None:
-    ours, theirs = LAMB_CASES[case]
     fused, eager = make_params(), make_params()
     reference = [p.detach().double() for p in make_params()]
-    opts = [LAMB(ps, lr=1e-2, fused=f, **ours) for ps, f in ((fused, True), (eager, False))]
-    ref = LambRef(**theirs)
+    opts = [LAMB(ps, lr=1e-2, fused=f, **LAMB_CASES[case]) for ps, f in ((fused, True), (eager, False))]
+    ref = ReferenceLAMB(lr=1e-2, **LAMB_CASES[case])
     for t in range(1, 6):
         for opt, params in zip(opts, (fused, eager)):
             run(opt, params, range(t, t + 1))
-        ref.step(reference, grads_at(t), t)
+        ref.step(reference, grads_at(t))
         assert_matches(fused, eager, reference)
     stats, eager_stats = opts[0].layer_stats(), opts[1].layer_stats()
     for field in ("weight_norm", "update_norm", "trust_ratio", "lr"):
@@ -80,16 +80,15 @@ def test_lamb_fused_matches_eager_and_algorithm_2(case: str, kernels: ModuleType
 
 @pytest.mark.parametrize("case", sorted(LARS_CASES))
 def test_lars_fused_matches_eager_and_algorithm_1(case: str, kernels: ModuleType) -> None:
-    ours, theirs = LARS_CASES[case]
-    kwargs = {"momentum": 0.9, "weight_decay": 5e-4, **ours}
+    kwargs = {**LARS_BASE, **LARS_CASES[case]}
     fused, eager = make_params(), make_params()
     reference = [p.detach().double() for p in make_params()]
     opts = [LARS(ps, lr=2.0, fused=f, **kwargs) for ps, f in ((fused, True), (eager, False))]
-    ref = LarsRef(**theirs)
+    ref = ReferenceLARS(lr=2.0, **kwargs)
     for t in range(1, 6):
         for opt, params in zip(opts, (fused, eager)):
             run(opt, params, range(t, t + 1), lr_decay=True)
-        ref.step(reference, grads_at(t), 2.0 / t, t)
+        ref.step(reference, grads_at(t), 2.0 / t)
         assert_matches(fused, eager, reference)
     stats, eager_stats = opts[0].layer_stats(), opts[1].layer_stats()
     for field in ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr"):
@@ -366,3 +365,34 @@ def test_cuda_parameters_take_the_eager_path_next_to_fused_cpu_ones(cls: type, k
         results.append(cpu + [p.cpu() for p in cuda])
     for a, b in zip(*results):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=2e-5, atol=2e-6)
+
+
+def test_cpu_parameters_never_reach_the_triton_kernels() -> None:
+    params = make_params()
+    opt = LAMB(params, lr=1e-2)
+    run(opt, params, range(1, 2))
+    assert opt._triton_kernels is None
+
+
+def test_without_triton_the_gpu_path_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket on a Triton device when Triton cannot be imported: one warning, the other paths' numbers."""
+    import sys
+
+    import largebatch.optim
+    from largebatch.optim import base
+
+    monkeypatch.setattr(base, "TRITON_DEVICES", frozenset({"cpu"}))
+    monkeypatch.setitem(sys.modules, "largebatch.optim._fused_triton", None)  # import fails
+    monkeypatch.delattr(largebatch.optim, "_fused_triton", raising=False)
+    base._triton_module.cache_clear()
+    try:
+        fused, eager = make_params(), make_params()
+        with pytest.warns(RuntimeWarning, match="Triton is not importable"):
+            opt = LARS(fused, lr=1.0, weight_decay=1e-3)
+            run(opt, fused, range(1, 3))
+        run(LARS(eager, lr=1.0, weight_decay=1e-3, fused=False), eager, range(1, 3))
+        assert opt._triton_kernels is False
+        for f, e in zip(fused, eager):
+            torch.testing.assert_close(f, e, rtol=2e-5, atol=2e-6)
+    finally:
+        base._triton_module.cache_clear()

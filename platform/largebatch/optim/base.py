@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -13,6 +15,21 @@ from torch import Tensor
 from largebatch.optim import _fused_cpu
 from largebatch.optim._lists import ListOps
 from largebatch.optim.trust_ratio import LayerStats
+
+# Device types whose buckets take the Triton kernels (tests add "cpu" to run them under Triton's interpreter).
+TRITON_DEVICES = frozenset({"cuda"})
+
+
+@functools.cache
+def _triton_module() -> ModuleType | None:
+    """:mod:`largebatch.optim._fused_triton`, or None (after one warning) where Triton cannot be imported."""
+    try:
+        from largebatch.optim import _fused_triton
+    except ImportError as exc:
+        warnings.warn(f"largebatch: Triton is not importable ({exc}); LARS/LAMB on the GPU use the multi-tensor path",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return _fused_triton
 
 
 @dataclass
@@ -36,12 +53,20 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
     excluding a layer from weight decay never switches its adaptation off (unlike timm, Bolts and
     torch-optimizer, which skip adaptation wherever weight decay is 0).
 
-    Three paths give the same numbers (to float rounding): ``foreach=False`` one parameter at a time (the
-    reference), the multi-tensor path, and the fused CPU kernels (:mod:`largebatch.optim._fused_cpu`), which
-    ``fused=None`` (default) uses for float32 contiguous CPU parameters when they can be built, ``fused=True``
-    asks for and ``fused=False`` turns off. Everything the kernels do not take (other dtypes and devices,
-    non-contiguous tensors, a failed build) runs on the multi-tensor path.
+    Four paths give the same numbers (to float rounding; :mod:`largebatch.optim.reference` is the oracle of the
+    tests): ``foreach=False`` one parameter at a time, the multi-tensor path, the fused CPU kernels
+    (:mod:`largebatch.optim._fused_cpu`) for float32 contiguous CPU parameters, and the fused Triton kernels
+    (:mod:`largebatch.optim._fused_triton`) for float32/bf16/fp16 contiguous CUDA parameters. ``fused=None``
+    (default) uses the fused kernels where they can be built (Triton importable, a C++ compiler), ``fused=True``
+    asks for them and ``fused=False`` turns them off. Everything the kernels do not take (other dtypes and
+    devices, non-contiguous tensors, a failed build) runs on the multi-tensor path.
+
+    ``option_defaults`` holds every group option a subclass reads, with the value that gives the algorithm as
+    it was before the option existed: :meth:`__setstate__` (which ``load_state_dict`` and unpickling call) fills
+    them into groups of older checkpoints that lack them.
     """
+
+    option_defaults: ClassVar[dict[str, Any]] = {"adapt": True}
 
     def __init__(
         self, params: Iterable[Any], defaults: dict[str, Any], *, foreach: bool | None, fused: bool | None
@@ -54,6 +79,19 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         self.fused = fused is not False and self.foreach
         self._stats: list[LayerStats] = []
         self._work: dict[int, Tensor] = {}
+        self._triton_kernels: Any = None  # TritonKernels once a bucket on a TRITON_DEVICES device asked for them
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled optimizer or a loaded state dict, filling options that older versions did not save."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.option_defaults.items():
+                group.setdefault(key, value)
+        self.__dict__.setdefault("foreach", True)
+        self.__dict__.setdefault("fused", self.foreach)
+        self.__dict__.setdefault("_stats", [])
+        self.__dict__.setdefault("_work", {})
+        self.__dict__.setdefault("_triton_kernels", None)
 
     def _work_buffers(self, params: list[Tensor]) -> list[Tensor]:
         """One scratch tensor like each parameter, reused every step and kept out of the ``state_dict``.
@@ -79,6 +117,19 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         if not self.fused or param.device.type != "cpu" or param.dtype != torch.float32:
             return None
         return _fused_cpu.kernels()
+
+    def _triton(self, bucket: Bucket) -> Any:
+        """The optimizer's :class:`~largebatch.optim._fused_triton.TritonKernels` when this bucket may use them
+        (on a ``TRITON_DEVICES`` device, fused not off, Triton importable), else None.
+
+        They still decline (return None from their first pass) lists of other dtypes or non-contiguous tensors.
+        """
+        if not self.fused or bucket.params[0].device.type not in TRITON_DEVICES:
+            return None
+        if self._triton_kernels is None:
+            module = _triton_module()
+            self._triton_kernels = False if module is None else module.TritonKernels()
+        return self._triton_kernels or None
 
     def _init_state(self, param: Tensor) -> dict[str, Any]:
         raise NotImplementedError

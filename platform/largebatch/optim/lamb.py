@@ -19,6 +19,9 @@ which walk the bucket in cache-sized blocks of consecutive layers: pass 1 update
 ‖g‖ per layer, the trust ratios follow in C++ (the rule of :func:`trust_ratio`), pass 2 applies the step while
 the block is still in cache. That streams about 7 floats per parameter from memory where the blocks fit in cache
 (as many as Adam) and up to 10 for layers larger than the cache, against ~27 for the multi-tensor ops.
+On CUDA (float32, bf16, fp16) the step is two Triton launches over the whole bucket
+(:mod:`largebatch.optim._fused_triton`): moments and norms, then the write, with the trust ratios computed in
+between on the device by :meth:`LAMB._ratio` (10 values per parameter, no host synchronisation).
 """
 
 from __future__ import annotations
@@ -50,9 +53,14 @@ class LAMB(LayerwiseOptimizer):
         ratio_bounds: clamp of the trust ratio; ``trust_clip=True`` is ``ratio_bounds=(None, 1)`` (LAMBC).
         grad_pre_normalization: NVLAMB's bound on the global gradient norm; None (default) is off.
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
-        fused: the fused CPU kernels (one cache-blocked call per step, see above) for float32 CPU parameters;
+        fused: the fused kernels (CPU: one cache-blocked C++ call per step; CUDA: two Triton launches per bucket);
             None (default) uses them when they can be built. Their ``layer_stats()`` carry ‖g‖ as well.
     """
+
+    option_defaults = {
+        "adapt": True, "weight_decay_mode": "adam_update", "bias_correction": True,
+        "weight_norm_bounds": None, "ratio_bounds": None,
+    }
 
     def __init__(
         self,
@@ -93,6 +101,11 @@ class LAMB(LayerwiseOptimizer):
         self.grad_pre_normalization = grad_pre_normalization
         self._grad_scale: Tensor | None = None
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("grad_pre_normalization", None)
+        self.__dict__.setdefault("_grad_scale", None)
+
     def _init_state(self, param: Tensor) -> dict[str, Any]:
         return {
             "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
@@ -127,6 +140,15 @@ class LAMB(LayerwiseOptimizer):
         decay = 1.0 - lr * wd if wd != 0 and decoupled else 1.0  # x ← (1 − ηλ)·x before the step (decoupled)
         params, exp_avgs, exp_avg_sqs = bucket.params, bucket.state_list("exp_avg"), bucket.state_list("exp_avg_sq")
         grad_scale = None if self._grad_scale is None else self._grad_scale.to(params[0].device)
+
+        triton = self._triton(bucket)
+        norms = None if triton is None else triton.lamb_moments(
+            params, bucket.grads, exp_avgs, exp_avg_sqs, grad_scale, beta1, beta2, eps_hat, wd_in_update)
+        if norms is not None:  # Triton pass 1 (moments, norms), the trust ratios here, pass 2 (the write)
+            weight_norm, update_norm, grad_norm = norms[0], c * norms[1], norms[2]
+            ratio = self._ratio(group, weight_norm, update_norm)
+            triton.lamb_apply((-lr * c) * ratio, eps_hat, wd_in_update, decay)
+            return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
 
         kernels = self._kernels(bucket)
         stats = None if kernels is None else kernels.lamb_step(

@@ -17,7 +17,8 @@ inside the buffer, old momentum keeps the rate it was accumulated with. ``p.grad
 
 On float32 CPU parameters the step runs as two fused passes (:mod:`largebatch.optim._fused_cpu`): pass 1
 returns ‖w‖, ‖g‖ (and ‖g + βw‖) per layer, :func:`trust_ratio` turns them into λ_l, pass 2 updates v and w
-(7 floats per parameter; momentum SGD's multi-tensor step streams 8).
+(7 floats per parameter; momentum SGD's multi-tensor step streams 8). On CUDA the same two passes run as Triton
+kernels over the whole bucket (:mod:`largebatch.optim._fused_triton`), the ratios in between on the device.
 """
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ class LARS(LayerwiseOptimizer):
         denominator: ``"paper"`` (‖g‖ + β‖w‖) or ``"update"`` (‖g + βw‖).
         lr_placement: ``"momentum"`` (Algorithm 1) or ``"step"`` (PyTorch SGD).
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
-        fused: the fused CPU kernels (two passes, 7 floats per parameter) for float32 CPU parameters;
-            None (default) uses them when they can be built.
+        fused: the fused kernels (two passes, 7 floats per parameter: C++ for float32 CPU parameters, Triton for
+            float32/bf16/fp16 CUDA ones); None (default) uses them when they can be built.
     """
+
+    option_defaults = {
+        "adapt": True, "dampening": 0.0, "nesterov": False, "eps": 0.0, "trust_clip": False,
+        "denominator": "paper", "lr_placement": "momentum",
+    }
 
     def __init__(
         self,
@@ -97,7 +103,7 @@ class LARS(LayerwiseOptimizer):
         params, grads = bucket.params, bucket.grads
         paper = group["denominator"] == "paper"
 
-        kernels = self._kernels(bucket)
+        kernels = self._triton(bucket) or self._kernels(bucket)  # Triton (CUDA) and C++ (CPU) share one interface
         norms = None if kernels is None else kernels.lars_norms(params, grads, wd, not paper)
         if norms is not None:  # fused pass 1: ‖w‖, ‖g‖ (and ‖g + βw‖) in one sweep
             weight_norm, grad_norm = norms[0], norms[1]

@@ -110,12 +110,25 @@ def _gpu(value: Any) -> Any:
     raise ValueError("must be 'auto' or a number >= 0 (GPUs per trial, fractions allowed)")
 
 
+def _pack(value: Any) -> Any:
+    if isinstance(value, bool) or (isinstance(value, int) and value >= 1):
+        return value
+    raise ValueError("must be true (trials per GPU measured by a short probe), false, or a whole number >= 1 "
+                     "(trials per GPU)")
+
+
 class ResourcesConfig(Section):
     """Per trial (per worker when ``devices_per_trial`` > 1). ``gpu: auto`` is 1 when the cluster has GPUs,
-    else 0, so a CPU-only cluster never waits for a GPU that will not come."""
+    else 0, so a CPU-only cluster never waits for a GPU that will not come.
+
+    ``pack`` lets small trials share a GPU (Ray fractional GPUs): a number N gives each trial 1/N of a GPU;
+    ``true`` measures the sweep's most memory-hungry trial on a GPU first and packs as many as its memory holds
+    (see :mod:`largebatch.sweep.packing`). It replaces ``gpu`` on clusters with GPUs and does nothing without.
+    """
 
     cpu: float = Field(1.0, gt=0)
     gpu: Annotated[float | str, BeforeValidator(_gpu)] = "auto"
+    pack: Annotated[bool | int, BeforeValidator(_pack)] = False
 
 
 class SweepConfig(Section):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from largebatch.sweep.folder import SweepFolder, TrialIndex
+from largebatch.sweep.packing import probe_trials_per_gpu
 from largebatch.sweep.progress import TrialLog
 from largebatch.sweep.resources import plan_resources
 from largebatch.sweep.search import build_scheduler, build_search, optuna_storage
@@ -106,7 +107,8 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
         folder.write_sweep(sweep)
     with ray_session(address) as where:
         cluster = ray.cluster_resources()
-        resources = plan_resources(sweep.config.resources, sweep.config.devices_per_trial, cluster, sweep.source)
+        resources = plan_resources(sweep.config.resources, sweep.config.devices_per_trial, cluster, sweep.source,
+                                   probe=lambda: probe_trials_per_gpu(sweep, sweep.config.resources.cpu))
         if sweep.config.devices_per_trial > 1:
             sweep = _capped(sweep, resources.fit)
         echo(f"sweep {sweep.name} on {where}; {resources.describe(cluster)}")
