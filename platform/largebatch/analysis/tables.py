@@ -119,11 +119,13 @@ def load_results(paths: Iterable[str | Path] | str | Path) -> Results:
     runs, damage = _runs(paths)
     metrics, layers, unreadable = _rows(runs)
     runs = runs[runs["path"].isin(metrics)].reset_index(drop=True)
+    reported = {record.file.resolve() for record in damage}  # e.g. a foreign header: one line per file
+    damage += [record for record in unreadable if record.file.resolve() not in reported]
     if runs.empty:
-        raise _no_runs(paths, [*damage, *unreadable])
+        raise _no_runs(paths, damage)
     studies = {d: SweepFolder(Path(d)).journal for d in runs["sweep_dir"].unique() if d}
     return Results(runs, _history(runs, metrics), _layers(runs, layers),
-                   {d: j for d, j in studies.items() if j.is_file()}, (*damage, *unreadable))
+                   {d: j for d, j in studies.items() if j.is_file()}, tuple(damage))
 
 
 def direction(metric: str, mode: str | None = None) -> str:

@@ -130,11 +130,11 @@ def _csv_problem(path: Path) -> str | None:
             file.seek(size - 1)
             last = file.read(1)
     except OSError as err:
-        return f"unreadable ({err.strerror or one_line(err)}); its rows are not shown"
+        return f"unreadable ({err.strerror or one_line(err)}): views that need its rows leave the run out"
     header = first.rstrip(b"\r\n")
     if header and header != CSV_HEADERS[path.name].encode():
         shown = header[:60].decode("utf-8", "backslashreplace")
-        return f"header {shown!r} is not {CSV_HEADERS[path.name]!r}; its rows are not shown"
+        return f"header {shown!r} is not {CSV_HEADERS[path.name]!r}: its rows cannot be read (views that need them leave the run out)"
     if last != b"\n":
         return "last line cut off mid-row (a write interrupted by a crash): it is ignored, the complete rows are kept"
     return None
