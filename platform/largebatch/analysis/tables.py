@@ -32,9 +32,8 @@ import pandas as pd
 from largebatch.sweep.folder import SweepFolder
 from largebatch.train.damage import Damage, read_layers, read_metrics
 from largebatch.train.runs import read_runs
-from largebatch.train.store import LAYER_DTYPES, best_direction, current_rows
+from largebatch.train.store import FINISHED, LAYER_DTYPES, best_direction, current_rows
 
-FINISHED = ("completed", "diverged")
 HISTORY_COLUMNS = ("run_id", "step", "epoch", "samples", "metric", "value")
 LAYER_COLUMNS = ("run_id", *LAYER_DTYPES)
 
