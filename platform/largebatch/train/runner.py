@@ -142,19 +142,19 @@ class ResumeRefused(ValueError):
     """A resume that would train a finished run again (its results would be overwritten)."""
 
 
-def _record_end(store: RunStore, error: BaseException, **fields: Any) -> None:
-    """Write the terminal ``fields`` into the summary where the disk allows, and say on ``error`` (a note) whether
+def _record_end(store: RunStore, raised: BaseException, **fields: Any) -> None:
+    """Write the terminal ``fields`` into the summary where the disk allows, and say on ``raised`` (a note) whether
     that worked; close the store's files. A disk error without a file name gets the run directory as its name."""
-    if isinstance(error, OSError) and error.filename is None:
-        error.filename = str(store.path)
+    if isinstance(raised, OSError) and raised.filename is None:
+        raised.filename = str(store.path)
     try:
         store.write_summary(**fields)
     except OSError as failed:
-        error.add_note(f"status not recorded ({failed.strerror}: {failed.filename or store.path / SUMMARY})")
+        raised.add_note(f"status not recorded ({failed.strerror}: {failed.filename or store.path / SUMMARY})")
     else:
-        error.add_note(f"run {store.run_id} recorded as {fields['status']} in {store.path / SUMMARY}")
+        raised.add_note(f"run {store.run_id} recorded as {fields['status']} in {store.path / SUMMARY}")
         if fields["status"] == "interrupted":
-            error.add_note(f"continue it with --resume {store.run_id}")
+            raised.add_note(f"continue it with --resume {store.run_id}")
     try:
         store.close()
     except OSError:

@@ -48,6 +48,7 @@ pandas is imported inside the functions that need it, so importing this module (
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -169,6 +170,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _overwrite_text(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place: on a full disk the file's own freed blocks take the new text, where the temp
+    copy of :func:`atomic_write_text` finds no room. Not atomic: a crash in between leaves a damaged file, which
+    readers report (``largebatch.train.damage``); worth it only to record how a run ended when nothing else
+    fits."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _json_text(data: Mapping[str, Any]) -> str:
@@ -498,7 +510,12 @@ class RunStore:
             summary.update(summarize_metrics(self.read_metrics()))
         summary.update(fields)
         text = _json_text(summary)
-        atomic_write_text(self.path / SUMMARY, text)
+        try:
+            atomic_write_text(self.path / SUMMARY, text)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            _overwrite_text(self.path / SUMMARY, text)  # a full disk has no room for the temp copy
         return json.loads(text)
 
     def read_summary(self) -> dict[str, Any]:
