@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,32 @@ def test_sigterm_records_interrupted_says_so_exits_143_and_finishes_the_wandb_mi
     metrics = RunStore.open(run).read_metrics()
     (mirror,) = run.glob("wandb/offline-run-*/run-*.wandb")
     assert len(read_offline_history(mirror)["train/loss"]) == (metrics["name"] == "train/loss").sum()
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 40 kB file system (tmpfs), where mounting is allowed (root with CAP_SYS_ADMIN), else the test skips."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk(tiny_tmpfs: Path) -> None:
+    command = [sys.executable, "-m", "largebatch", "train", str(EXPERIMENT), "--runs-root", str(tiny_tmpfs),
+               "--set", *TINY, "budget={epochs: 20}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "platform")})
+    run = only_run(tiny_tmpfs)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"largebatch train: {run}/") and ": No space left on device; " in line
+    assert line.endswith(f"run {run.name} recorded as failed in {run / 'summary.json'}")
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    assert len(RunStore.open(run).read_metrics()) > 0

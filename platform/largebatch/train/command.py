@@ -63,7 +63,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"largebatch train: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only runs root: the file and the cause, not a traceback
-        cause = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
+        target = err.filename2 or err.filename  # a failed copy or rename names its source first
+        cause = f"{target}: {err.strerror}" if target and err.strerror else str(err)
         print(f"largebatch train: {cause}{_notes(err)}", file=sys.stderr)
         return 1
     except SystemExit as stop:  # Lightning ends fit with SIGTERMException on SIGTERM, SystemExit(1) on Ctrl-C
