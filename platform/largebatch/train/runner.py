@@ -267,7 +267,7 @@ def _fit(
             _record_end(store, err, status="interrupted" if stopped else "failed",
                         **({} if stopped else {"error": f"{type(err).__name__}: {err}"}),
                         wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
-        finish_wandb()
+        finish_wandb(exit_code=1)
         raise
     if mirror is not None and summary["eval"]:
         mirror.experiment.summary.update({f"eval/{k}": v for k, v in summary["eval"].items() if math.isfinite(v)})
