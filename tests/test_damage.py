@@ -60,6 +60,8 @@ KINDS = {
                       False),
     "missing summary": (lambda run: (run / "summary.json").unlink(), "summary.json", "missing", False),
     "binary summary": (lambda run: (run / "summary.json").write_bytes(BINARY), "summary.json", "not UTF-8", False),
+    "binary provenance": (lambda run: (run / "provenance.json").write_bytes(BINARY), "provenance.json",
+                          "not UTF-8 text (byte 0x89 at offset 0); shown without its provenance", True),
     "torn metrics": (cut_line("metrics.csv"), "metrics.csv", "last line cut off mid-row", True),
     "torn layers": (cut_line("layers.csv"), "layers.csv", "last line cut off mid-row", True),
     "binary metrics": (lambda run: (run / "metrics.csv").write_bytes(BINARY * 50), "metrics.csv", "header", False),
