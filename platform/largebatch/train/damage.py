@@ -134,7 +134,8 @@ def _csv_problem(path: Path) -> str | None:
     header = first.rstrip(b"\r\n")
     if header and header != CSV_HEADERS[path.name].encode():
         shown = header[:60].decode("utf-8", "backslashreplace")
-        return f"header {shown!r} is not {CSV_HEADERS[path.name]!r}: its rows cannot be read (views that need them leave the run out)"
+        return (f"header {shown!r} is not {CSV_HEADERS[path.name]!r}: its rows cannot be read (views that need them "
+                "leave the run out)")
     if last != b"\n":
         return "last line cut off mid-row (a write interrupted by a crash): it is ignored, the complete rows are kept"
     return None
