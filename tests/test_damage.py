@@ -5,7 +5,10 @@ YAML are one clear line. Every damage kind goes through ``runs list``, ``runs sh
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -196,3 +199,15 @@ def test_reproduce_reports_a_damaged_trial_and_judges_the_others(
     (line,) = damage_lines(err)
     assert line.startswith(f"damaged run {DAMAGED}: {runs / DAMAGED / 'config.yaml'}: not valid YAML")
     assert "### Claims" in out and first.endswith(out)  # the same numbers and verdicts as before the damage
+
+
+def test_a_torn_line_of_a_run_being_written_is_not_damage(tmp_path: Path) -> None:
+    from largebatch.train.damage import read_run
+
+    run = write_run(tmp_path, DAMAGED, "sgd", 64)
+    RunStore.open(run).write_summary(status="running")
+    cut_line("metrics.csv")(run)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for writer, reported in ((os.getpid(), False), (int(dead.stdout), True), ("", True)):
+        (run / ".lock").write_text(f"{writer}\n")
+        assert [d.file.name for d in read_run(run).damage] == (["metrics.csv"] if reported else [])

@@ -14,12 +14,14 @@ What counts as damage, and what the reader does with it:
 - ``provenance.json`` unreadable: the run is kept without its provenance (start time, git commit).
 - ``metrics.csv`` / ``layers.csv`` with a foreign header or unparsable rows: the run is left out of the views
   that need that file's rows; with a last line cut off mid-row (a write interrupted by a crash or power cut) the
-  complete rows are kept and the partial line is ignored, as the store always does.
+  complete rows are kept and the partial line is ignored, as the store always does (not reported while the run's
+  writer is alive: it may be in the middle of that line).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from largebatch.train.config import ConfigError, read_yaml
 from largebatch.train.store import (
-    CONFIG, LAYER_DTYPES, LAYERS, METRIC_DTYPES, METRICS, PROVENANCE, STATUSES, SUMMARY, RunStore, csv_cell,
+    CONFIG, LAYER_DTYPES, LAYERS, LOCK, METRIC_DTYPES, METRICS, PROVENANCE, STATUSES, SUMMARY, RunStore, csv_cell,
     default_summary,
 )
 
@@ -119,8 +121,23 @@ def _summary(path: Path) -> dict[str, Any] | str:
     return {**default_summary(), **stored}
 
 
-def _csv_problem(path: Path) -> str | None:
-    """What is wrong with a store CSV's header or last line (cheap: reads the first line and the last byte)."""
+def _being_written(path: Path) -> bool:
+    """Whether the process named in the run's ``.lock`` (its writer, see ``RunStore.lock``) is alive on this host:
+    its CSVs may then end in a line still being written."""
+    try:
+        pid = int((path / LOCK).read_text(encoding="utf-8"))
+        if pid > 0:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:  # it exists, run by another user
+        return True
+    except (OSError, ValueError):  # no lock file, no such process, or not a pid
+        return False
+    return pid > 0
+
+
+def _csv_problem(path: Path, writing: bool) -> str | None:
+    """What is wrong with a store CSV's header or last line (cheap: reads the first line and the last byte); a last
+    line without its newline is a problem only when no live writer may be finishing it."""
     if not path.exists():
         return None
     try:
@@ -136,7 +153,7 @@ def _csv_problem(path: Path) -> str | None:
         shown = header[:60].decode("utf-8", "backslashreplace")
         return (f"header {shown!r} is not {CSV_HEADERS[path.name]!r}: its rows cannot be read (views that need them "
                 "leave the run out)")
-    if last != b"\n":
+    if last != b"\n" and not writing:
         return "last line cut off mid-row (a write interrupted by a crash): it is ignored, the complete rows are kept"
     return None
 
@@ -157,8 +174,9 @@ def read_run(path: str | Path) -> RunFiles:
     config = intact(CONFIG, _config, LEFT_OUT)
     summary = intact(SUMMARY, _summary, LEFT_OUT)
     provenance = intact(PROVENANCE, _json, "shown without its provenance") if (path / PROVENANCE).exists() else {}
+    writing = summary is not None and summary["status"] == "running" and _being_written(path)
     for name in (METRICS, LAYERS):
-        problem = _csv_problem(path / name)
+        problem = _csv_problem(path / name, writing)
         if problem:
             damage.append(Damage(path.name, path / name, problem))
     return RunFiles(path, config, summary, provenance or {}, tuple(damage))
