@@ -211,3 +211,11 @@ def test_a_torn_line_of_a_run_being_written_is_not_damage(tmp_path: Path) -> Non
     for writer, reported in ((os.getpid(), False), (int(dead.stdout), True), ("", True)):
         (run / ".lock").write_text(f"{writer}\n")
         assert [d.file.name for d in read_run(run).damage] == (["metrics.csv"] if reported else [])
+
+
+def test_an_empty_csv_is_no_rows_not_damage(tmp_path: Path) -> None:
+    from largebatch.train.damage import read_run
+
+    run = write_run(tmp_path, DAMAGED, "sgd", 64)
+    (run / "layers.csv").write_bytes(b"")  # a writer killed between creating the file and writing its header
+    assert read_run(run).damage == () and load_results(tmp_path).layers.empty

@@ -144,8 +144,8 @@ def _csv_problem(path: Path, writing: bool) -> str | None:
         with path.open("rb") as file:
             first = file.readline()
             size = file.seek(0, 2)
-            file.seek(size - 1)
-            last = file.read(1)
+            file.seek(max(size - 1, 0))
+            last = file.read(1) or b"\n"  # an empty file: no rows, nothing cut off
     except OSError as err:
         return f"unreadable ({err.strerror or one_line(err)}): views that need its rows leave the run out"
     header = first.rstrip(b"\r\n")
