@@ -13,8 +13,11 @@ several sweeps compared. The tables:
 - ``layers``: long per-layer telemetry: ``run_id, step, layer, weight_norm, grad_norm, update_norm,
   trust_ratio, lr``.
 
-``studies`` maps each loaded sweep folder that holds an Optuna journal to that file. Nothing here imports Ray
-or Lightning: analysis reads files only.
+``studies`` maps each loaded sweep folder that holds an Optuna journal to that file. ``damage`` lists what is wrong
+with each damaged run (:class:`largebatch.train.damage.Damage`; its ``str`` is the line views print): a run whose
+config, summary, metrics or layers cannot be read is left out of all three tables, so every view sees the same
+runs; a metrics file with a torn last line keeps its complete rows. Nothing here imports Ray or Lightning:
+analysis reads files only.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from typing import Any
 import pandas as pd
 
 from largebatch.sweep.folder import SweepFolder
-from largebatch.train.runs import layers, runs_table
-from largebatch.train.store import LAYER_DTYPES, RunStore, best_direction, current_rows
+from largebatch.train.damage import Damage, read_layers, read_metrics
+from largebatch.train.runs import read_runs
+from largebatch.train.store import FINISHED, LAYER_DTYPES, best_direction, current_rows
 
-FINISHED = ("completed", "diverged")
 HISTORY_COLUMNS = ("run_id", "step", "epoch", "samples", "metric", "value")
 LAYER_COLUMNS = ("run_id", *LAYER_DTYPES)
 
@@ -43,6 +46,7 @@ class Results:
     history: pd.DataFrame
     layers: pd.DataFrame
     studies: dict[str, Path] = field(default_factory=dict)
+    damage: tuple[Damage, ...] = ()
 
     def finished(self) -> pd.DataFrame:
         """The runs that ended on their own, ``completed`` or ``diverged`` (running, failed and interrupted runs
@@ -56,43 +60,71 @@ def _sweep_dir(run: Path) -> Path | None:
     return folder.root if run.parent == folder.runs_dir and folder.sweep_file.is_file() else None
 
 
-def _runs(paths: Sequence[Path]) -> pd.DataFrame:
-    table = runs_table(paths)
+def _no_runs(paths: Sequence[Path], damage: Sequence[Damage]) -> ValueError:
+    where = ", ".join(map(str, paths))
+    if not damage:
+        return ValueError(f"no runs under {where}")
+    return ValueError(f"no readable runs under {where}; {len(damage)} damaged file(s), the first: {damage[0]}")
+
+
+def _runs(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Damage]]:
+    table, damage = read_runs(paths)
     if table.empty:
-        raise ValueError(f"no runs under {', '.join(map(str, paths))}")
+        raise _no_runs(paths, damage)
     table = table.assign(path=table["path"].map(lambda p: str(Path(p).resolve())))
     table = table.drop_duplicates("path").reset_index(drop=True)
     sweeps = table["path"].map(lambda p: _sweep_dir(Path(p)))
     lr = table["plan.lr"] if "plan.lr" in table else pd.Series(float("nan"), index=table.index)
-    return table.assign(
+    runs = table.assign(
         sweep=sweeps.map(lambda s: "" if s is None else s.name),
         sweep_dir=sweeps.map(lambda s: "" if s is None else str(s)),
         lr=lr.fillna(table["optimizer.lr"]).astype(float),
         diverged=table["status"].eq("diverged"),
     )
+    return runs, damage
 
 
-def _history(runs: pd.DataFrame) -> pd.DataFrame:
-    frames = []
-    for run_id, path, batch_size in runs[["run_id", "path", "batch_size"]].itertuples(index=False):
-        metrics = current_rows(RunStore.open(path).read_metrics(), "name")
-        frames.append(metrics.assign(run_id=run_id, samples=metrics["step"] * int(batch_size)))
+def _rows(runs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], list[Damage]]:
+    """Each run's current metric and layer rows by path, and the damage of runs whose rows cannot be read."""
+    metrics, layers, damage = {}, {}, []
+    for path in runs["path"]:
+        read = read_metrics(path), read_layers(path)
+        failed = [r for r in read if isinstance(r, Damage)]
+        if failed:
+            damage += failed
+        else:
+            metrics[path], layers[path] = current_rows(read[0], "name"), current_rows(read[1], "layer")
+    return metrics, layers, damage
+
+
+def _history(runs: pd.DataFrame, metrics: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = [metrics[path].assign(run_id=run_id, samples=metrics[path]["step"] * int(batch_size))
+              for run_id, path, batch_size in runs[["run_id", "path", "batch_size"]].itertuples(index=False)]
     history = pd.concat(frames, ignore_index=True).rename(columns={"name": "metric"})
     return history[list(HISTORY_COLUMNS)]
 
 
-def _layers(runs: pd.DataFrame) -> pd.DataFrame:
-    frames = [layers(path).assign(run_id=run_id) for run_id, path in runs[["run_id", "path"]].itertuples(index=False)]
+def _layers(runs: pd.DataFrame, layers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = [layers[path].sort_values("step", kind="stable").assign(run_id=run_id)
+              for run_id, path in runs[["run_id", "path"]].itertuples(index=False)]
     return pd.concat(frames, ignore_index=True)[list(LAYER_COLUMNS)]
 
 
 def load_results(paths: Iterable[str | Path] | str | Path) -> Results:
-    """The runs, history and layer tables of every run at or below ``paths`` (each run once), and the Optuna
-    journals of the sweeps among them. FileNotFoundError for a missing path, ValueError when there are no runs."""
+    """The runs, history and layer tables of every readable run at or below ``paths`` (each run once), the Optuna
+    journals of the sweeps among them, and what is wrong with the damaged runs (left out of every table).
+    FileNotFoundError for a missing path, ValueError when there are no readable runs."""
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    runs = _runs(paths)
+    runs, damage = _runs(paths)
+    metrics, layers, unreadable = _rows(runs)
+    runs = runs[runs["path"].isin(metrics)].reset_index(drop=True)
+    reported = {record.file.resolve() for record in damage}  # e.g. a foreign header: one line per file
+    damage += [record for record in unreadable if record.file.resolve() not in reported]
+    if runs.empty:
+        raise _no_runs(paths, damage)
     studies = {d: SweepFolder(Path(d)).journal for d in runs["sweep_dir"].unique() if d}
-    return Results(runs, _history(runs), _layers(runs), {d: j for d, j in studies.items() if j.is_file()})
+    return Results(runs, _history(runs, metrics), _layers(runs, layers),
+                   {d: j for d, j in studies.items() if j.is_file()}, tuple(damage))
 
 
 def direction(metric: str, mode: str | None = None) -> str:

@@ -14,6 +14,7 @@ from largebatch.dashboard.site import BuiltPage, write_site
 from largebatch.dashboard.style import palette
 from largebatch.shipped import shipped_locations
 from largebatch.train.config import ConfigError
+from largebatch.train.damage import Damage
 
 DEFAULT_DASHBOARDS = ("scaling.yaml", "sensitivity.yaml")
 SERIES = ("series",)  # views group by the dashboard-wide label, so colours and labels agree on every page
@@ -32,11 +33,12 @@ def default_configs() -> list[Path]:
 
 @dataclass(frozen=True)
 class Built:
-    """What ``build`` wrote: the pages, the output folder and the PNG export note."""
+    """What ``build`` wrote: the pages, the output folder, the PNG export note and the damaged runs left out."""
 
     pages: list[BuiltPage]
     out: Path
     image_note: str
+    damage: tuple[Damage, ...] = ()
 
     @property
     def index(self) -> Path:
@@ -69,4 +71,4 @@ def build(paths: Sequence[str | Path], configs: Sequence[str | Path], out: str |
             pages.append(BuiltPage(name, config.title, view.heading, f"{name}-{view.page}", page))
     out = Path(out)
     note = write_site(pages, descriptions, results.runs, [str(p) for p in paths], out, images=images)
-    return Built(pages, out, note)
+    return Built(pages, out, note, results.damage)

@@ -43,11 +43,14 @@ def _wandb(args: argparse.Namespace, configs: list[Path]) -> None:
     from largebatch.analysis import load_results
     from largebatch.dashboard.config import dashboard_name, load_dashboard
     from largebatch.dashboard.workspace import build_workspace, workspace_spec
+    from largebatch.train.damage import report_damage
 
     entity, sep, project = args.wandb.partition("/")
     if not (sep and entity and project and "/" not in project):
         raise ValueError(f"--wandb {args.wandb!r}: expected ENTITY/PROJECT")
-    run_ids = list(load_results(args.paths).runs["run_id"]) if args.paths else []
+    results = load_results(args.paths) if args.paths else None
+    report_damage(results.damage if results else ())
+    run_ids = list(results.runs["run_id"]) if results else []
     folder = Path(args.out) / "wandb"
     folder.mkdir(parents=True, exist_ok=True)
     for path in configs:
@@ -69,6 +72,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from largebatch.dashboard.build import build, default_configs
     from largebatch.dashboard.serve import serve
     from largebatch.train.config import ConfigError
+    from largebatch.train.damage import report_damage
 
     try:
         configs = [Path(c) for c in args.config] if args.config else default_configs()
@@ -79,6 +83,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"largebatch dashboard: {err}", file=sys.stderr)
         return 2
+    report_damage(built.damage)
     for page in built.pages:
         print(f"{page.stem}: {page.page.title}")
     print(built.image_note)

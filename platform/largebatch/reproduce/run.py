@@ -45,6 +45,8 @@ def reproduce(table: Table, profile: str, *, runs_root: str | Path | None = None
     folder = SweepFolder.of(runs_root or sweep.base().tracking.runs_root, sweep.name)
     unfinished = run_or_resume(sweep, folder, address, echo)
     results = load_results(folder.root)
+    for damage in results.damage:
+        echo(str(damage))
     spec = table.spec
     empty = pd.DataFrame()
     if spec.numbers.kind == "layer_ratios":

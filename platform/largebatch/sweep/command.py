@@ -40,11 +40,14 @@ def add_sweep_command(subparsers: Any) -> None:
 def _status(args: argparse.Namespace) -> int:
     from largebatch.sweep.folder import SweepFolder
     from largebatch.sweep.status import format_sweep_status
+    from largebatch.train.damage import report_damage
 
     if not args.status_name:
         print("largebatch sweep status: give the sweep's NAME", file=sys.stderr)
         return 2
-    print(format_sweep_status(SweepFolder.of(args.runs_root or "runs", args.status_name)))
+    text, damage = format_sweep_status(SweepFolder.of(args.runs_root or "runs", args.status_name))
+    report_damage(damage)
+    print(text)
     return 0
 
 

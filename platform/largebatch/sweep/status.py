@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from largebatch.sweep.folder import SweepFolder
 from largebatch.sweep.space import Sweep, extremes
-from largebatch.train.runs import flatten, format_runs_table, runs_table
+from largebatch.train.damage import Damage
+from largebatch.train.runs import RunsRead, flatten, format_runs_table, read_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +27,13 @@ def setting_keys(sweep: Sweep) -> list[str]:
 
 
 def sweep_table(folder: SweepFolder) -> pd.DataFrame:
-    """One row per trial: ``run_id`` (the trial id), ``state``, ``failures``, settings, then the run's columns."""
+    """One row per trial: ``run_id`` (the trial id), ``state``, ``failures``, settings, then the run's columns
+    (none for a trial whose run directory is damaged: :func:`read_sweep_table` says what is wrong)."""
+    return read_sweep_table(folder).table
+
+
+def read_sweep_table(folder: SweepFolder) -> RunsRead:
+    """:func:`sweep_table` and the damaged files of the sweep's runs."""
     import pandas as pd
 
     sweep = folder.read_sweep()
@@ -35,24 +42,25 @@ def sweep_table(folder: SweepFolder) -> pd.DataFrame:
          **flatten(sweep.settings(entry["params"]))}
         for trial_id, entry in folder.read_trials().items()
     ])
-    runs = runs_table(folder.runs_dir) if folder.runs_dir.is_dir() else pd.DataFrame(columns=["run_id", "status"])
+    runs, damage = read_runs(folder.runs_dir) if folder.runs_dir.is_dir() else (
+        pd.DataFrame(columns=["run_id", "status"]), [])
     if index.empty:
         table = runs.assign(state=runs["status"])
     else:
         table = index.set_index("run_id").combine_first(runs.set_index("run_id")).reset_index()
         table["state"] = table["state"].fillna(table["status"])
     order = [c for c in ("started", "run_id") if c in table.columns]
-    return table.sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
+    return RunsRead(table.sort_values(order, na_position="last", kind="stable").reset_index(drop=True), damage)
 
 
-def format_sweep_status(folder: SweepFolder) -> str:
-    """``largebatch sweep status``: a line of counts by state, then the trials table."""
+def format_sweep_status(folder: SweepFolder) -> tuple[str, list[Damage]]:
+    """``largebatch sweep status``: a line of counts by state, then the trials table; and the damaged files."""
     sweep = folder.read_sweep()
-    table = sweep_table(folder)
+    table, damage = read_sweep_table(folder)
     if table.empty:
-        return f"sweep {sweep.name}: no trials yet ({folder.root})"
+        return f"sweep {sweep.name}: no trials yet ({folder.root})", damage
     metric = sweep.config.metric
     wanted = ["run_id", "state", *setting_keys(sweep), "steps", f"final.{metric}", f"best.{metric}", "wall_time_s"]
     counts = table["state"].value_counts()
     line = f"sweep {sweep.name}: {len(table)} trials (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")"
-    return line + "\n" + format_runs_table(table, [c for c in wanted if c in table.columns])
+    return line + "\n" + format_runs_table(table, [c for c in wanted if c in table.columns]), damage

@@ -31,12 +31,24 @@ def add_train_command(subparsers: Any) -> None:
     parser.set_defaults(run=run_train)
 
 
+def _notes(err: BaseException) -> str:
+    """The notes the runner added to ``err`` (how the run was recorded), as the tail of one line."""
+    return "".join(f"; {note}" for note in getattr(err, "__notes__", ()))
+
+
 def run_train(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from largebatch.train.config import ConfigError, load_experiment, read_yaml, validate
-    from largebatch.train.runner import train
+    from largebatch.train.runner import ResumeRefused, train
     from largebatch.train.runs import resolve_run
+    from largebatch.train.store import RunBusyError
 
     quiet_libraries()
+    if args.resume and args.overrides:
+        print(f"largebatch train: --set cannot change a run being resumed (--resume {args.resume} continues with the "
+              "config in its config.yaml); drop --set, or start a new run with it", file=sys.stderr)
+        return 2
     overrides = list(args.overrides) + ([f"tracking.runs_root={args.runs_root}"] if args.runs_root else [])
     try:
         config = load_experiment(args.experiment, overrides)
@@ -47,9 +59,18 @@ def run_train(args: argparse.Namespace) -> int:
             saved.pop("plan", None)
             config = validate(saved, str(run_dir / "config.yaml"))
         result = train(config, run_dir=run_dir, resume=run_dir is not None)
-    except (ConfigError, FileNotFoundError, LookupError) as err:
+    except (ConfigError, FileNotFoundError, LookupError, ResumeRefused, RunBusyError) as err:
         print(f"largebatch train: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only runs root: the file and the cause, not a traceback
+        target = err.filename2 or err.filename  # a failed copy or rename names its source first
+        cause = f"{target}: {err.strerror}" if target and err.strerror else str(err)
+        print(f"largebatch train: {cause}{_notes(err)}", file=sys.stderr)
+        return 1
+    except SystemExit as stop:  # Lightning ends fit with SIGTERMException on SIGTERM, SystemExit(1) on Ctrl-C
+        by = "SIGTERM" if isinstance(stop, SIGTERMException) else "Ctrl-C"
+        print(f"largebatch train: stopped by {by}{_notes(stop)}", file=sys.stderr)
+        return 143 if by == "SIGTERM" else 130
     if result.status == "child":  # an extra DDP rank: the first process reports
         return 0
     s = result.summary

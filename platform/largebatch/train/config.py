@@ -301,6 +301,14 @@ def validate(data: Mapping[str, Any], source: str = "<config>") -> ExperimentCon
                                         allowed_keys=lambda loc: _allowed_keys(ExperimentConfig, loc))) from None
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's own text spreads over several lines)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file (read by :func:`~largebatch.train.yaml_loader.load_yaml`: YAML 1.2 booleans, a
     duplicate key refused), with clear errors for a missing or malformed file."""
@@ -308,11 +316,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = load_yaml(path.read_text())
+        data = load_yaml(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                          "expected YAML") from None
     except DuplicateKeyError as err:
         raise ConfigError(f"{path}: {err.problem}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     return data

@@ -32,7 +32,7 @@ from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.module import MODULES
 from largebatch.train.plan import BatchPlan, plan_batches
-from largebatch.train.store import RunStore
+from largebatch.train.store import FINISHED, SUMMARY, RunStore
 from largebatch.train.wandb_mirror import finish as finish_wandb
 from largebatch.train.wandb_mirror import wandb_logger
 
@@ -161,12 +161,38 @@ def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningMod
     return TensorDataModule(splits, plan, config.seed), module, plan
 
 
+class ResumeRefused(ValueError):
+    """A resume that would train a finished run again (its results would be overwritten)."""
+
+
+def _record_end(store: RunStore, raised: BaseException, **fields: Any) -> None:
+    """Write the terminal ``fields`` into the summary where the disk allows, and say on ``raised`` (a note) whether
+    that worked; close the store's files. A disk error without a file name gets the run directory as its name."""
+    if isinstance(raised, OSError) and raised.filename is None:
+        raised.filename = str(store.path)
+    try:
+        store.write_summary(**fields)
+    except OSError as failed:
+        raised.add_note(f"status not recorded ({failed.strerror}: {failed.filename or store.path / SUMMARY})")
+    else:
+        raised.add_note(f"run {store.run_id} recorded as {fields['status']} in {store.path / SUMMARY}")
+        if fields["status"] == "interrupted":
+            raised.add_note(f"continue it with --resume {store.run_id}")
+    try:
+        store.close()
+    except OSError:
+        pass  # rows the full disk refused are lost; the summary above says how the run ended
+
+
 def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str | Path | None,
                 resume: bool, devices: int) -> tuple[RunStore, bool]:
-    """The run's store, and whether this process is a re-launched DDP rank (which must not write it).
+    """The run's store, locked for this process, and whether this process is a re-launched DDP rank (which must
+    not write it, nor lock it).
 
     Lightning's DDP launcher re-runs the command once per extra device; the first process records its run
-    directory in ``LARGEBATCH_RUN_DIR`` (inherited by those ranks), so all ranks share one run.
+    directory in ``LARGEBATCH_RUN_DIR`` (inherited by those ranks), so all ranks share one run. A resume of a
+    finished (completed or diverged) run is refused (ResumeRefused), as is one of a run another process writes
+    (RunBusyError).
     """
     shared = os.environ.get(RUN_DIR_ENV)
     if shared and max(int(os.environ.get(var) or 0) for var in ("RANK", "LOCAL_RANK")) > 0:
@@ -175,14 +201,28 @@ def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str
         if run_dir is None:
             raise ValueError("resume needs the run directory to continue")
         store = RunStore.open(run_dir)
+    elif run_dir is not None:
+        store = RunStore.create(Path(run_dir).parent, config.name, run_id=Path(run_dir).name)
     else:
-        if run_dir is not None:
-            store = RunStore.create(Path(run_dir).parent, config.name, run_id=Path(run_dir).name)
+        store = RunStore.create(config.tracking.runs_root, config.name)
+    store.lock()
+    try:
+        if resume:
+            status = store.read_summary()["status"]
+            if status in FINISHED:
+                raise ResumeRefused(f"run {store.run_id} is {status} ({store.path}): resuming would train it again "
+                                    "and overwrite its results; start a new run instead")
         else:
-            store = RunStore.create(config.tracking.runs_root, config.name)
-        store.write_config(resolved)
-        store.write_provenance(seed=config.seed)
-    store.write_summary(status="running", run_id=store.run_id, name=config.name)
+            store.write_config(resolved)
+            store.write_provenance(seed=config.seed)
+        store.write_summary(status="running", run_id=store.run_id, name=config.name)
+    except OSError as err:
+        _record_end(store, err, status="failed", error=f"{type(err).__name__}: {err}")
+        store.unlock()
+        raise
+    except BaseException:
+        store.unlock()
+        raise
     if devices > 1:
         os.environ[RUN_DIR_ENV] = str(store.path.resolve())
     return store, False
@@ -200,14 +240,27 @@ def train(
 
     With ``resume=True`` and an existing ``run_dir``, training continues from its last checkpoint and appends
     to its records. ``trainer_overrides`` replace or add ``lightning.pytorch.Trainer`` arguments (e.g. a
-    launcher's own strategy and cluster-environment plugins).
+    launcher's own strategy and cluster-environment plugins). The run directory is locked for this process
+    from start to end (``RunStore.lock``). An interruption (SIGTERM, Ctrl-C) or an error is recorded in the
+    summary where the disk allows, then re-raised with a note saying how the run was recorded.
     """
     if "devices" not in (trainer_overrides or {}):  # a launcher that sets devices places the processes itself
         check_devices(config)
     data, module, plan = prepare(config)
     resolved = {**config.resolved(), "plan": plan.as_dict()}
     store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices)
+    try:
+        return _fit(config, store, is_child, data, module, plan, resolved, resume, callbacks, trainer_overrides)
+    finally:
+        store.unlock()
 
+
+def _fit(
+    config: ExperimentConfig, store: RunStore, is_child: bool, data: TensorDataModule, module: pl.LightningModule,
+    plan: BatchPlan, resolved: dict[str, Any], resume: bool, callbacks: Sequence[Callback],
+    trainer_overrides: Mapping[str, Any] | None,
+) -> RunResult:
+    """Build the trainer for ``store``'s run, fit, evaluate and record the outcome (see :func:`train`)."""
     checkpoint = store.path / "checkpoints" / CHECKPOINT
     loggers: list[Any] = [RunStoreLogger(store)]
     mirror = wandb_logger(config.tracking.wandb, store.path, store.run_id, resolved)
@@ -228,26 +281,32 @@ def train(
         **(trainer_overrides or {}),
     })
     started = time.perf_counter()
-    status, error = "completed", None
     try:
         trainer.fit(module, datamodule=data, ckpt_path=checkpoint if resume and checkpoint.exists() else None)
-    except (KeyboardInterrupt, SystemExit):
+        if is_child or trainer.global_rank > 0:
+            return RunResult(store.path, store.run_id, "child", {})
+        summary = _record_outcome(store, trainer, ours, module, data, plan, started)
+    except BaseException as err:  # recorded, then re-raised for the caller (a sweep retries failed trials)
+        stopped = isinstance(err, (KeyboardInterrupt, SystemExit))  # SystemExit: Lightning's SIGTERM and Ctrl-C
         if not is_child:
-            store.write_summary(status="interrupted", wall_time_s=time.perf_counter() - started,
-                                steps=trainer.global_step)
-        store.close()
-        finish_wandb()
+            _record_end(store, err, status="interrupted" if stopped else "failed",
+                        **({} if stopped else {"error": f"{type(err).__name__}: {err}"}),
+                        wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
+        finish_wandb(exit_code=1)
         raise
-    except Exception as err:  # recorded, then re-raised for the caller (a sweep retries failed trials)
-        if not is_child:
-            store.write_summary(status="failed", error=f"{type(err).__name__}: {err}",
-                                wall_time_s=time.perf_counter() - started, steps=trainer.global_step)
-        store.close()
-        finish_wandb()
-        raise
-    if is_child or trainer.global_rank > 0:
-        return RunResult(store.path, store.run_id, "child", {})
+    if mirror is not None and summary["eval"]:
+        mirror.experiment.summary.update({f"eval/{k}": v for k, v in summary["eval"].items() if math.isfinite(v)})
+    store.close()
+    finish_wandb()
+    return RunResult(store.path, store.run_id, summary["status"], summary)
+
+
+def _record_outcome(store: RunStore, trainer: pl.Trainer, ours: Mapping[str, Callback], module: pl.LightningModule,
+                    data: TensorDataModule, plan: BatchPlan, started: float) -> dict[str, Any]:
+    """After ``fit`` returned: the status (completed, interrupted, diverged), the final evaluation and the
+    summary, written and returned."""
     guard: DivergenceGuard = ours["guard"]  # type: ignore[assignment]
+    status = "completed"
     if trainer.interrupted:
         status = "interrupted"
     elif guard.diverged is not None:
@@ -255,13 +314,8 @@ def train(
     gap: GeneralizationGap = ours["gap"]  # type: ignore[assignment]
     final = _final_evaluation(module, data, gap, trainer.global_step) if status != "diverged" else {}
     throughput: Throughput = ours["throughput"]  # type: ignore[assignment]
-    summary = store.write_summary(
-        status=status, error=error, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,
+    return store.write_summary(
+        status=status, error=None, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,
         epochs=trainer.current_epoch, diverged_at=guard.diverged, eval=final, throughput=throughput.summary(),
         plan=plan.as_dict(),
     )
-    if mirror is not None and final:
-        mirror.experiment.summary.update({f"eval/{k}": v for k, v in final.items() if math.isfinite(v)})
-    store.close()
-    finish_wandb()
-    return RunResult(store.path, store.run_id, status, summary)

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from largebatch.train.damage import Damage, RunFiles, read_metrics, read_run, report_damage
 from largebatch.train.store import CONFIG, TERMINAL, RunStore, current_rows, default_summary, summarize_metrics
 
 if TYPE_CHECKING:
@@ -50,31 +51,46 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _run_row(path: Path) -> dict[str, Any]:
-    store = RunStore.open(path)
-    summary, config = store.read_summary(), store.read_config()
-    row = {"run_id": store.run_id, "path": str(path), "status": summary["status"],
-           "name": summary.get("name", config.get("name")), "started": store.read_provenance().get("started"),
+def _run_row(run: RunFiles) -> dict[str, Any]:
+    summary, config = run.summary or {}, run.config or {}
+    row = {"run_id": run.run_id, "path": str(run.path), "status": summary["status"],
+           "name": summary.get("name", config.get("name")), "started": run.provenance.get("started"),
            "wall_time_s": summary["wall_time_s"], "steps": summary["steps"]}
     for key, value in [*flatten(config).items(), *flatten(summary).items()]:
         row.setdefault(key, value)
     return row
 
 
-def runs_table(roots: Iterable[str | Path] | str | Path) -> pd.DataFrame:
-    """One row per run below ``roots``: ``LEADING`` columns, then config and summary columns; oldest first.
+class RunsRead(NamedTuple):
+    """The runs table of the readable runs, and what is wrong with the damaged ones (see ``train.damage``)."""
+
+    table: pd.DataFrame
+    damage: list[Damage]
+
+
+def read_runs(roots: Iterable[str | Path] | str | Path) -> RunsRead:
+    """One row per readable run below ``roots``: ``LEADING`` columns, then config and summary columns; oldest
+    first. Runs whose config or summary is damaged are left out; every damaged file is in ``damage``.
 
     Where the config and the summary share a dotted key (e.g. ``plan.*``), the config's value is shown.
     """
     import pandas as pd
 
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
-    rows = [_run_row(path) for root in roots for path in find_runs(root)]
+    runs = [read_run(path) for root in roots for path in find_runs(root)]
+    damage = [record for run in runs for record in run.damage]
+    rows = [_run_row(run) for run in runs if run.readable]
     if not rows:
-        return pd.DataFrame(columns=list(LEADING))
+        return RunsRead(pd.DataFrame(columns=list(LEADING)), damage)
     table = pd.DataFrame(rows)
-    table["started"] = pd.to_datetime(table["started"], utc=True)
-    return table.sort_values(["started", "run_id"], na_position="last", kind="stable").reset_index(drop=True)
+    table["started"] = pd.to_datetime(table["started"], utc=True, errors="coerce")
+    return RunsRead(table.sort_values(["started", "run_id"], na_position="last", kind="stable").reset_index(drop=True),
+                    damage)
+
+
+def runs_table(roots: Iterable[str | Path] | str | Path) -> pd.DataFrame:
+    """The table of :func:`read_runs` (damaged runs left out; ``read_runs`` also says what is wrong with them)."""
+    return read_runs(roots).table
 
 
 def resolve_run(ref: str, root: str | Path) -> Path:
@@ -157,13 +173,18 @@ def _section(title: str, items: Mapping[str, Any]) -> list[str]:
                      for key, value in items.items())]
 
 
-def format_run(path: str | Path) -> str:
-    """``largebatch runs show``: status, provenance, config, final/best metrics, other results, files."""
+def format_run(run: RunFiles) -> tuple[str, list[Damage]]:
+    """``largebatch runs show``: status, provenance, config, final/best metrics, other results, files; and the
+    run's damaged files (whatever is intact is still shown)."""
     import pandas as pd
 
-    store = RunStore.open(path)
-    summary, provenance = store.read_summary(), store.read_provenance()
-    done = summary if summary["status"] in TERMINAL else summarize_metrics(store.read_metrics())
+    damage = list(run.damage)
+    summary, provenance = run.summary or {**default_summary(), "status": "unknown"}, run.provenance
+    done = summary
+    if summary["status"] not in TERMINAL:
+        metrics = read_metrics(run.path)
+        done = summarize_metrics(metrics) if not isinstance(metrics, Damage) else {"final": {}}
+        damage += [metrics] if isinstance(metrics, Damage) else []
     commit = provenance.get("git_commit")
     overview = {
         "status": summary["status"], "steps": summary["steps"], "epochs": summary["epochs"],
@@ -172,9 +193,9 @@ def format_run(path: str | Path) -> str:
         "git": commit and commit[:12] + (" (dirty)" if provenance.get("git_dirty") else ""),
         "seed": provenance.get("seed"), "host": provenance.get("hostname"),
     }
-    lines = [f"run {store.run_id}", f"  path  {store.path}"]
+    lines = [f"run {run.run_id}", f"  path  {run.path}"]
     lines += _section("overview", {k: v for k, v in overview.items() if v is not None})
-    config = flatten(store.read_config())
+    config = flatten(run.config or {})
     lines += _section("config", config)
     if done["final"]:
         table = pd.DataFrame({"final": done["final"], "best": done["best"], "best step": done["best_step"]})
@@ -184,8 +205,8 @@ def format_run(path: str | Path) -> str:
     results = flatten({k: v for k, v in summary.items() if k not in standard})
     lines += _section("results", {k: v for k, v in results.items() if k not in config})  # plan.* etc.: in config
     lines += _section("files", {entry.name + ("/" if entry.is_dir() else ""): _size(entry)
-                                for entry in sorted(store.path.iterdir()) if not entry.name.startswith(".")})
-    return "\n".join(lines)
+                                for entry in sorted(run.path.iterdir()) if not entry.name.startswith(".")})
+    return "\n".join(lines), damage
 
 
 def _reported(command: Callable[[argparse.Namespace], str]) -> Callable[[argparse.Namespace], int]:
@@ -204,14 +225,17 @@ def _reported(command: Callable[[argparse.Namespace], str]) -> Callable[[argpars
 
 def _list(args: argparse.Namespace) -> str:
     roots = args.root or ["runs"]
-    table = runs_table(roots)
+    table, damage = read_runs(roots)
+    report_damage(damage)
     if table.empty:
-        return f"no runs under {', '.join(roots)}"
+        return f"no {'readable ' if damage else ''}runs under {', '.join(roots)}"
     return format_runs_table(table, [c.strip() for c in args.columns.split(",")] if args.columns else None)
 
 
 def _show(args: argparse.Namespace) -> str:
-    return format_run(resolve_run(args.run_ref, args.root))
+    text, damage = format_run(read_run(resolve_run(args.run_ref, args.root)))
+    report_damage(damage)
+    return text
 
 
 def add_runs_command(subparsers: Any) -> None:

@@ -10,6 +10,7 @@ One directory per run under a runs root (default ``./runs``; sweeps nest runs in
       summary.json     status and results; rewritten atomically (temp file + os.replace) on every update
       checkpoints/     Lightning checkpoints (written by the trainer, not by this module)
       wandb/           W&B offline files (written by the W&B mirror, not by this module)
+      .lock            the writer's pid; held with ``flock`` while a process writes the run (see ``RunStore.lock``)
 
 ``run_id`` defaults to ``<UTC yyyymmdd-HHMMSS>-<name>-<6 hex>``, so ids sort by creation time.
 
@@ -36,12 +37,18 @@ summary.json is strict JSON (non-finite floats become ``null``; the exact values
     wall_time_s, steps, epochs, diverged_at, error            null until the writer sets them
     ...           any other keys the writer adds (the runner adds run_id, name, eval, throughput, plan)
 
-Concurrency: one writer per run (the rank-zero process); any number of readers at any time.
+Concurrency: one writer per run (the rank-zero process), enforced by ``RunStore.lock``: an exclusive ``flock`` on
+``.lock`` that the OS releases when the writer ends, however it ends (even SIGKILL), so a second ``--resume`` of a
+run in progress is refused with the writer's pid, and no stale lock outlives its owner. Any number of readers at
+any time (they never lock).
+
+Write errors (a full disk, a read-only file system) surface as OSError naming the file.
 pandas is imported inside the functions that need it, so importing this module (and the CLI) stays fast.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -73,6 +80,7 @@ PROVENANCE = "provenance.json"
 METRICS = "metrics.csv"
 LAYERS = "layers.csv"
 SUMMARY = "summary.json"
+LOCK = ".lock"
 
 METRIC_DTYPES = {"step": "int64", "epoch": "Int64", "name": "str", "value": "float64", "time": "float64"}
 LAYER_STATS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
@@ -80,6 +88,7 @@ LAYER_DTYPES = {"step": "int64", "layer": "str", **{column: "float64" for column
 
 FLOAT32_DIGITS = 9  # significant digits that give back every float32 exactly
 TERMINAL = ("completed", "diverged", "failed", "interrupted")
+FINISHED = ("completed", "diverged")  # the outcomes of a run that ended on its own: never trained again
 STATUSES = ("running", *TERMINAL)
 RESERVED_NAMES = ("step", "epoch")
 VERSIONED = ("largebatch", "torch", "lightning", "numpy", "pandas", "pyarrow", "pydantic", "PyYAML", "wandb")
@@ -161,6 +170,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _overwrite_text(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place: on a full disk the file's own freed blocks take the new text, where the temp
+    copy of :func:`atomic_write_text` finds no room. Not atomic: a crash in between leaves a damaged file, which
+    readers report (``largebatch.train.damage``); worth it only to record how a run ended when nothing else
+    fits."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _json_text(data: Mapping[str, Any]) -> str:
@@ -273,16 +293,33 @@ class _Appender:
         return file
 
     def write_text(self, text: str) -> None:
-        """Append ``text`` (whole lines, each ending in a newline) and flush it to the OS."""
-        if self._file is None:
-            self._file = self._open()
-        self._file.write(text)
-        self._file.flush()
+        """Append ``text`` (whole lines, each ending in a newline) and flush it to the OS.
+
+        A write the disk refuses (full, read-only) is an OSError naming this file; the file is closed, dropping
+        the unwritten rest (a partial last line, which readers ignore and the next open cuts off).
+        """
+        try:
+            if self._file is None:
+                self._file = self._open()
+            self._file.write(text)
+            self._file.flush()
+        except OSError as err:
+            self._discard()
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
+
+    def _discard(self) -> None:
+        """Close the file even if its buffer cannot be written out."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:
+                pass  # the rows that could not be written are lost either way; the file is closed regardless
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            file.close()
 
 
 def _drop_partial_line(path: Path) -> None:
@@ -311,6 +348,10 @@ def _read_csv(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
                        na_values={column: ["", "nan", "NaN"] for column in numeric})
 
 
+class RunBusyError(RuntimeError):
+    """Another live process is writing this run directory."""
+
+
 def _run_id(name: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
@@ -318,13 +359,15 @@ def _run_id(name: str) -> str:
 
 
 class RunStore:
-    """Reads and writes one run directory (format in the module docstring). Also a context manager (closes)."""
+    """Reads and writes one run directory (format in the module docstring). Also a context manager (closes the
+    files and releases the lock)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.run_id = path.name
         self._metrics = _Appender(path / METRICS, list(METRIC_DTYPES))
         self._layers = _Appender(path / LAYERS, list(LAYER_DTYPES))
+        self._lock: IO[str] | None = None
 
     @classmethod
     def create(cls, runs_root: str | Path, name: str, *, run_id: str | None = None) -> RunStore:
@@ -346,6 +389,36 @@ class RunStore:
         if not (path / CONFIG).is_file():
             raise FileNotFoundError(f"{path} is not a run directory (no {CONFIG})")
         return cls(path)
+
+    def lock(self) -> None:
+        """Make this process the run's only writer until :meth:`unlock`: an exclusive, non-blocking ``flock`` on
+        ``.lock``, which then holds this process's pid. The OS drops the lock when the process ends, even when it
+        is killed, so a lock never goes stale. RunBusyError (naming the owner's pid) when another process holds
+        it."""
+        import fcntl
+
+        if self._lock is not None:
+            return
+        file = (self.path / LOCK).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            owner = file.read().strip() or "unknown"
+            file.close()
+            raise RunBusyError(f"{self.path} is being written by process {owner} (another train or --resume of this "
+                               f"run); wait for it to end, or stop it, then try again") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self._lock = file
+
+    def unlock(self) -> None:
+        """Release :meth:`lock` (closing the file releases the ``flock``); the file stays, for the next writer."""
+        if self._lock is not None:
+            file, self._lock = self._lock, None
+            file.close()
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         """Write ``config.yaml``; FileExistsError if the run already has one (a run's config never changes)."""
@@ -437,7 +510,12 @@ class RunStore:
             summary.update(summarize_metrics(self.read_metrics()))
         summary.update(fields)
         text = _json_text(summary)
-        atomic_write_text(self.path / SUMMARY, text)
+        try:
+            atomic_write_text(self.path / SUMMARY, text)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            _overwrite_text(self.path / SUMMARY, text)  # a full disk has no room for the temp copy
         return json.loads(text)
 
     def read_summary(self) -> dict[str, Any]:
@@ -455,7 +533,7 @@ class RunStore:
         return _read_csv(self.path / LAYERS, LAYER_DTYPES)
 
     def close(self) -> None:
-        """Close the CSV files (a later log call reopens them for appending)."""
+        """Close the CSV files (a later log call reopens them for appending); the lock stays held."""
         self._metrics.close()
         self._layers.close()
 
@@ -466,3 +544,4 @@ class RunStore:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+        self.unlock()

@@ -46,11 +46,17 @@ def wandb_logger(config: WandbConfig, run_dir: Path, run_id: str, run_config: di
     )
 
 
-def finish() -> None:
-    """Close the active W&B run so the next run in this process starts a new one."""
+def finish(exit_code: int = 0) -> None:
+    """Close the active W&B run so the next run in this process starts a new one (W&B marks a non-zero
+    ``exit_code`` as failed).
+
+    Until this call W&B keeps the tail of its offline file (``run-*.wandb``, a log of 32 KiB blocks) in memory: a
+    process killed before it (SIGKILL, or its whole process group) loses that tail, all of it for a short run. The
+    runner therefore calls it on every way out it can catch: the end, an error, SIGTERM, Ctrl-C.
+    """
     wandb = sys.modules.get("wandb")  # never imported unless a run mirrored to W&B
     if wandb is not None and wandb.run is not None:
-        wandb.finish()
+        wandb.finish(exit_code=exit_code)
 
 
 def read_offline_history(path: str | Path) -> dict[str, list[float]]:
