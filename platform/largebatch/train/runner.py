@@ -139,7 +139,7 @@ def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningMod
 
 
 def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str | Path | None,
-                resume: bool, devices: int) -> tuple[RunStore, bool]:
+                resume: bool, devices: int, provenance: Mapping[str, Any] | None) -> tuple[RunStore, bool]:
     """The run's store, and whether this process is a re-launched DDP rank (which must not write it).
 
     Lightning's DDP launcher re-runs the command once per extra device; the first process records its run
@@ -158,7 +158,7 @@ def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str
         else:
             store = RunStore.create(config.tracking.runs_root, config.name)
         store.write_config(resolved)
-        store.write_provenance(seed=config.seed)
+        store.write_provenance(seed=config.seed, extra=provenance)
     store.write_summary(status="running", run_id=store.run_id, name=config.name)
     if devices > 1:
         os.environ[RUN_DIR_ENV] = str(store.path.resolve())
@@ -172,16 +172,18 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     trainer_overrides: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Train ``config`` into a new run directory under ``tracking.runs_root`` (or ``run_dir``).
 
     With ``resume=True`` and an existing ``run_dir``, training continues from its last checkpoint and appends
     to its records. ``trainer_overrides`` replace or add ``lightning.pytorch.Trainer`` arguments (e.g. a
-    launcher's own strategy and cluster-environment plugins).
+    launcher's own strategy and cluster-environment plugins). ``provenance`` keys replace those this process
+    collects in a new run's ``provenance.json`` (a sweep records its driver's command and code once).
     """
     data, module, plan = prepare(config)
     resolved = {**config.resolved(), "plan": plan.as_dict()}
-    store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices)
+    store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices, provenance)
 
     checkpoint = store.path / "checkpoints" / CHECKPOINT
     loggers: list[Any] = [RunStoreLogger(store)]
