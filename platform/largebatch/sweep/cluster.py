@@ -81,7 +81,10 @@ def watched_processes() -> Iterator[subprocess.Popen[bytes]]:
     from largebatch.sweep import watchdog as script
 
     # -I: isolated (the script needs psutil only; its folder's modules must not shadow the standard library's)
-    process = subprocess.Popen([sys.executable, "-I", script.__file__], stdin=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-I", script.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               start_new_session=True)
+    assert process.stdout is not None
+    process.stdout.readline()  # "ready": it knows which processes were there before
     try:
         yield process
     finally:

@@ -6,6 +6,7 @@ SIGKILL: they wait for a GCS that is gone, forever. So :func:`largebatch.sweep.c
 script as a separate process (``python -I .../watchdog.py``, in its own session so that Ctrl-C in the
 terminal does not reach it) before it starts Ray. The watchdog
 
+- says ``ready`` on its standard output once it knows the driver's processes before the cluster;
 - records, every ``POLL_S`` seconds, the processes below its parent (the driver) that were not there when it
   started: Ray's processes, its workers and their children;
 - waits for its standard input to close: the driver closes it after ``ray.shutdown()``, and the kernel closes it
@@ -55,6 +56,7 @@ def watch(stdin_fd: int, poll_s: float = POLL_S) -> None:
     """Record the parent's new descendants until ``stdin_fd`` reaches end of file, then kill them."""
     driver = psutil.Process(os.getppid())
     before = {p.pid for p in driver.children(recursive=True)}
+    print("ready", flush=True)
     recorded: dict[int, psutil.Process] = {}
     while True:
         recorded.update((p.pid, p) for p in new_descendants(driver, before))
