@@ -95,11 +95,11 @@ def _summary(folder: SweepFolder, run_id: str) -> dict[str, Any]:
         return {}
 
 
-def _outcome(sweep: Sweep, folder: SweepFolder, run_id: str, entry: Mapping[str, Any]) -> Finished | None:
-    """The trial's final outcome (see the module docstring), or None while it is unfinished."""
+def _outcome(sweep: Sweep, run_id: str, entry: Mapping[str, Any], summary: Mapping[str, Any]) -> Finished | None:
+    """The trial's final outcome from its index ``entry`` and run ``summary`` (see the module docstring), or None
+    while it is unfinished."""
     metric, mode = sweep.config.metric, sweep.config.mode
     params = trial_params(entry["params"])
-    summary = _summary(folder, run_id)
     if summary.get("status") in FINISHED:
         return Finished(run_id, params, summary["status"], finished_result(summary, metric, mode)[metric])
     if entry["state"] == "failed":
@@ -137,8 +137,9 @@ def plan_trials(sweep: Sweep, folder: SweepFolder) -> Plan:
         slot = named if free.get(named) == cell else next((s for s, c in free.items() if c == cell), None)
         if slot is not None:
             del free[slot]
-        done = _outcome(sweep, folder, run_id, entry)
-        index[run_id] = _repaired(entry, done, _summary(folder, run_id) if done else {}, sweep)
+        summary = _summary(folder, run_id)
+        done = _outcome(sweep, run_id, entry, summary)
+        index[run_id] = _repaired(entry, done, summary, sweep)
         if done is not None:
             finished.append(done)
         elif slot is not None:
