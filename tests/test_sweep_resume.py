@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from largebatch.sweep import SweepFolder, load_sweep
+from largebatch.sweep import SweepFolder, load_sweep, sweep_table
 from largebatch.sweep.plan import RUN_ID, plan_trials, points, slot_of
 from largebatch.sweep.search import PlannedSearch, random_params, rebuild_study
 from largebatch.train.store import RunStore
@@ -70,6 +70,14 @@ def test_plan_keeps_finished_trials_and_reruns_the_others_in_their_own_run_direc
     assert states == {"sw-0-aaaaaa": "completed", "sw-1-bbbbbb": "completed", "sw-2-cccccc": "pending"}
     assert folder.read_trials()["sw-1-bbbbbb"]["metric"] == 0.6
     assert {p.name: p.read_bytes() for p in (folder.runs_dir / "sw-0-aaaaaa").iterdir()} == before
+
+
+def test_status_shows_a_finished_runs_own_outcome_before_the_sweep_resumes(tmp_path: Path) -> None:
+    sweep, folder = make_sweep(tmp_path)
+    add_run(folder, "sw-0-aaaaaa", {"batch_size": 32, "optimizer.lr": 0.01}, "running", "completed")  # index lags
+    add_run(folder, "sw-1-bbbbbb", {"batch_size": 64, "optimizer.lr": 0.02}, "running", "running")
+    table = sweep_table(folder).set_index("run_id")
+    assert table["state"].to_dict() == {"sw-0-aaaaaa": "completed", "sw-1-bbbbbb": "running"}
 
 
 def test_plan_keeps_driver_verdicts_and_places_old_trial_ids_by_cell(tmp_path: Path) -> None:
