@@ -1,6 +1,6 @@
 """``largebatch sweep`` under attack: the local cluster listens on loopback only and is gone after the command, and
-a sweep killed with SIGKILL at five different moments resumes each time to the end state of an uninterrupted
-sweep, with no Ray process outliving any kill."""
+a sweep killed with SIGKILL at five different moments (then a trial worker killed too) resumes each time to the end
+state of an uninterrupted sweep, with no Ray process outliving any kill."""
 
 from __future__ import annotations
 
@@ -155,6 +155,19 @@ def end_state(folder: Path) -> tuple[Counter, Counter]:
     return Counter(entry["params"]["batch_size"] for entry in index.values()), Counter(e["state"] for e in index.values())
 
 
+def trial_workers(process: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The Tune trial actors among the sweep's processes."""
+    found = []
+    for proc in tree(process):
+        try:
+            if proc.name().startswith("ray::ImplicitFunc"):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.timeout(1800)  # 7 launches of a local Ray cluster: ~2 min on 2 idle cores, far more on a shared machine
 def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one(tmp_path: Path, env: dict[str, str]) -> None:
     path = sweep_file(tmp_path, "faults")
     folder = tmp_path / "runs" / "faults"
@@ -181,9 +194,14 @@ def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one(tmp_path: Path
         kill_when(process, condition, what, group)
         assert all(finished_files(folder).get(key) == content for key, content in kept.items()), what
         kept = finished_files(folder)
-    final = launch(path, tmp_path / "runs", env, "--resume")
+    final = launch(path, tmp_path / "runs", env, "--resume")  # its trial's worker is killed too: Tune retries it
+    wait_for(lambda: bool(trial_workers(final)), final, 600, "the last trial's worker started")
+    (last,) = [run for run, entry in trials(folder).items() if entry["state"] != "completed"]
+    for worker in trial_workers(final):
+        worker.kill()
     output = final.communicate(timeout=600)[0]
     assert final.returncode == 0 and "4 of 4 trials (4 completed)" in output, output
+    assert trials(folder)[last]["failures"] == 1
     assert all(finished_files(folder)[key] == content for key, content in kept.items())
     faulted = time.monotonic() - started
 

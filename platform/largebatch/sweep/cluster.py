@@ -84,7 +84,8 @@ def watched_processes() -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen([sys.executable, "-I", script.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                start_new_session=True)
     assert process.stdout is not None
-    process.stdout.readline()  # "ready": it knows which processes were there before
+    if process.stdout.readline() != b"ready\n":  # it knows which processes were there before the cluster
+        raise RuntimeError(f"the sweep's watchdog ({script.__file__}) did not start; is psutil installed?")
     try:
         yield process
     finally:
