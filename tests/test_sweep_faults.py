@@ -151,8 +151,9 @@ def finished_files(folder: Path) -> dict[tuple[str, str], bytes]:
 
 
 def end_state(folder: Path) -> tuple[Counter, Counter]:
-    index = trials(folder)
-    return Counter(entry["params"]["batch_size"] for entry in index.values()), Counter(e["state"] for e in index.values())
+    """How many trials each grid cell got, and how many trials ended in each state."""
+    entries = trials(folder).values()
+    return Counter(entry["params"]["batch_size"] for entry in entries), Counter(entry["state"] for entry in entries)
 
 
 def trial_workers(process: subprocess.Popen[str]) -> list[psutil.Process]:

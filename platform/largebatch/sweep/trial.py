@@ -1,8 +1,9 @@
 """The Ray Tune function trainable: one trial = one ``largebatch.train.runner.train`` run.
 
 The trial's run directory is ``<sweep folder>/runs/<run id>`` (the run id travels in the trial's config, see
-:mod:`largebatch.sweep.plan`), an absolute path outside Ray's temporary trial folders. When that directory already holds a run (a retry after a failure, or a trial left unfinished by
-an interrupted sweep and resumed), training resumes it: from ``checkpoints/last.ckpt`` when there is one, else
+:mod:`largebatch.sweep.plan`), an absolute path outside Ray's temporary trial folders. When that directory
+already holds a run (a retry after a failure, or a trial left unfinished by an interrupted sweep and resumed),
+training resumes it: from ``checkpoints/last.ckpt`` when there is one, else
 from step 0 with the earlier rows kept in the files and superseded (see ``largebatch.train.store``). A run that
 already finished (completed or diverged) is not trained again: its stored outcome is reported, which keeps a
 sweep killed before its trial index caught up from repeating finished trials. The run's ``provenance.json``
