@@ -138,7 +138,10 @@ def kill_when(process: subprocess.Popen[str], condition: Callable[[], bool], wha
     """SIGKILL the driver (or its whole process group) as soon as ``condition`` holds; its cluster must follow."""
     wait_for(condition, process, 600, what)
     processes = tree(process)
-    os.killpg(process.pid, signal.SIGKILL) if group else process.send_signal(signal.SIGKILL)
+    if group:
+        os.killpg(process.pid, signal.SIGKILL)
+    else:
+        process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert_cluster_gone(processes[1:])
 
