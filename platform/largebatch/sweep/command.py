@@ -14,7 +14,8 @@ optuna.journal, ray/); RUNS_ROOT defaults to the experiment's tracking.runs_root
 
 Ray: a local cluster using every CPU is started and stopped by the command (listening on 127.0.0.1 only, with
 Ray's token authentication; it ends with the command, even a killed one), unless --address (or RAY_ADDRESS)
-names an existing cluster, used as its owner configured it, whose nodes must have largebatch installed (or receive it with the job):
+names an existing cluster, used as its owner configured it, whose nodes must have largebatch installed (or
+receive it with the job):
   ray job submit --address http://HEAD:8265 --working-dir . \\
     --runtime-env-json '{"py_modules": ["platform/largebatch"]}' -- python -m largebatch sweep sweeps/X.yaml
 Multi-node clusters also need RUNS_ROOT on storage every node sees (NFS).
