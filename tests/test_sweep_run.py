@@ -16,6 +16,7 @@ import yaml
 from largebatch.cli import main
 from largebatch.sweep import SweepFolder, load_sweep, sweep_table
 from largebatch.train.runs import runs_table
+from largebatch.train.store import collect_provenance
 
 EXPERIMENT = str(Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml")
 TINY = ["data.options.num_samples=800", "model.options.channels=8", "optimizer.options={}",
@@ -56,6 +57,12 @@ def test_tiny_sweep_end_to_end_with_a_failing_and_a_diverging_trial(
     assert "momentum" in runs.set_index("status").loc["failed", "error"]
     assert all(Path(p).parent == folder.runs_dir and Path(p).is_absolute() for p in runs["path"])
     assert all(list((Path(p) / "wandb").glob("offline-run-*")) for p in runs["path"])
+    driver = collect_provenance()  # recorded once by the sweep's driver, not by Ray's worker processes
+    for path in runs["path"]:
+        provenance = json.loads((Path(path) / "provenance.json").read_text())
+        assert {k: provenance[k] for k in ("command", "cwd", "git_commit", "git_dirty")} == {
+            k: driver[k] for k in ("command", "cwd", "git_commit", "git_dirty")}
+        assert provenance["sweep"] == "tiny" and provenance["sweep_dir"] == str(folder.root)
     assert {"sweep.yaml", "trials.json", "ray", "runs"} <= {p.name for p in folder.root.iterdir()}
     table = sweep_table(folder).set_index("run_id")
     assert (table["state"] == runs.set_index("run_id")["status"].reindex(table.index)).all()

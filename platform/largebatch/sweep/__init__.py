@@ -9,11 +9,12 @@
     sweep_table(folder)                                    # or: largebatch sweep status quickstart
 
 Modules, bottom up: ``config`` (the sweep file schema), ``space`` (grid cells, sampled keys, each trial's
-experiment), ``folder`` (the results folder), ``status`` (the trials table, without Ray), ``reporting`` (the
-Lightning callback reporting to Tune), ``resources`` (per-trial CPUs/GPUs from the cluster), ``search``
-(OptunaSearch or random search, ASHA; how grid × Optuna works is documented there), ``trial`` (the Tune
-function trainable, single-process or Ray Train data-parallel), ``progress`` (trial index and live table),
-``cluster`` (local or existing Ray cluster), ``launch`` (Tuner, resume), ``command`` (the CLI).
+experiment), ``folder`` (the results folder), ``plan`` (the trials still to run, rebuilt from the folder at every
+start, without Ray), ``status`` (the trials table, without Ray), ``reporting`` (what a trial reports to Tune),
+``resources`` (per-trial CPUs/GPUs from the cluster), ``search`` (the planned searcher, the Optuna study behind it,
+ASHA; how grid × Optuna works is documented there), ``trial`` (the Tune function trainable, single-process or Ray
+Train data-parallel), ``progress`` (trial index and live table), ``cluster`` (a loopback-only local cluster, or an
+existing one) with its ``watchdog``, ``launch`` (Tuner, resume), ``command`` (the CLI).
 This package imports ``largebatch.train``; nothing in ``largebatch.train`` knows about sweeps.
 """
 

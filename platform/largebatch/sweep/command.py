@@ -12,14 +12,17 @@ Run a sweep: every grid cell x num_samples trials of the sweep's experiment, wit
 random search, optional ASHA early stopping). Results go to RUNS_ROOT/NAME/ (runs/, trials.json, sweep.yaml,
 optuna.journal, ray/); RUNS_ROOT defaults to the experiment's tracking.runs_root (./runs).
 
-Ray: a local cluster using every CPU is started and stopped by the command, unless --address (or RAY_ADDRESS)
-names an existing cluster, whose nodes must have largebatch installed (or receive it with the job):
+Ray: a local cluster using every CPU is started and stopped by the command (listening on 127.0.0.1 only, with
+Ray's token authentication; it ends with the command, even a killed one), unless --address (or RAY_ADDRESS)
+names an existing cluster, used as its owner configured it, whose nodes must have largebatch installed (or
+receive it with the job):
   ray job submit --address http://HEAD:8265 --working-dir . \\
     --runtime-env-json '{"py_modules": ["platform/largebatch"]}' -- python -m largebatch sweep sweeps/X.yaml
 Multi-node clusters also need RUNS_ROOT on storage every node sees (NFS).
 
-Interrupted (Ctrl-C, kill)? Run the same command with --resume: finished trials are kept, unfinished ones
-continue from their checkpoints.
+Interrupted (Ctrl-C, kill -9, power cut)? Run the same command with --resume: finished trials are kept as they
+are, unfinished ones continue from their checkpoints, missing ones are added; the Optuna study is rebuilt from
+the run directories.
 
   largebatch sweep status NAME [--root DIR]   the trials table of a sweep, from its results folder"""
 

@@ -2,13 +2,14 @@
 
     sweep.yaml       the resolved sweep, experiment inlined (a sweep file in its own right; ``--resume`` reads it)
     optuna.journal   the Optuna study (JournalStorage), when search.algorithm is optuna and no storage URL is set
-    ray/             Ray Tune's experiment state (``Tuner.restore`` resumes from it) and per-trial Tune logs
-    runs/<trial id>/ one run directory per trial (the format of ``largebatch.train.store``)
-    trials.json      the trial index: per trial id its state, parameters, failures and latest result
+    ray/             Ray Tune's logs, per trial (a resume does not need them)
+    runs/<run id>/   one run directory per trial (the format of ``largebatch.train.store``)
+    trials.json      the trial index: per run id its state, parameters, failures and latest result
 
 Trial states in ``trials.json``: ``pending``, ``running``, then ``completed`` or ``diverged`` (the run's own
 outcome), ``stopped`` (ended early by the scheduler), ``failed`` (raised on every attempt). A sweep killed
-mid-way leaves ``running`` entries until ``--resume`` finishes them.
+mid-way leaves ``running`` entries; the next start (``--resume``) repairs them from the run directories
+(:mod:`largebatch.sweep.plan`).
 """
 
 from __future__ import annotations

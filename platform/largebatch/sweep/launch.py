@@ -1,31 +1,33 @@
-"""Running a sweep with Ray Tune, and resuming one that was interrupted.
+"""Running a sweep with Ray Tune, and resuming one that was interrupted, however it was.
 
-One ``Tuner`` per sweep: a function trainable (:func:`largebatch.sweep.trial.run_trial`) with per-trial
-resources from the cluster, the sweep's search algorithm and scheduler (:mod:`largebatch.sweep.search`),
-``FailureConfig(max_failures)`` (a trial that raises is retried, then recorded ``failed``; a diverged trial is
-a normal result and never retried), Tune's state in ``<sweep folder>/ray``.
+Every start (first run or ``--resume``) is the same: :func:`largebatch.sweep.plan.plan_trials` reads the sweep
+folder (the run directories and ``trials.json``) and lists the finished trials and the trials still to run;
+the searcher (:mod:`largebatch.sweep.search`) rebuilds the Optuna study from the finished ones and hands out
+the rest; a new ``Tuner`` runs them: a function trainable (:func:`largebatch.sweep.trial.run_trial`) with
+per-trial resources from the cluster, the sweep's scheduler, ``FailureConfig(max_failures)`` (a trial that
+raises is retried, then recorded ``failed``; a diverged trial is a normal result and never retried), Tune's
+logs in ``<sweep folder>/ray``. Nothing depends on Tune's saved experiment state, so a kill at any moment
+(SIGKILL of the driver included) leaves a folder that resumes: finished trials are never run again nor
+changed, an unfinished trial runs again in its own run directory from its last checkpoint with its own
+parameters, and missing trials are added, so the sweep ends with the same trials as an uninterrupted one.
+(ASHA's rungs start empty again on resume: it judges the remaining trials among themselves.)
 
-Resume: ``Tuner.restore`` of that state with unfinished and errored trials resumed (errored: those that failed
-every attempt, or were killed with the sweep, get another try). Finished trials are not run again; an
-unfinished trial starts again in its own run directory, which resumes from its last checkpoint (see
-:mod:`largebatch.sweep.trial`), and the search algorithm (with its Optuna study) continues where it was. A
-sweep interrupted before Tune saved any state starts afresh, dropping the Optuna study it had begun. The
-console table's setting (``live``) is the first run's: a restored Tuner keeps its callbacks.
+Provenance is collected once, here in the driver (the command, working directory, git commit of the code that
+launched the sweep, package versions), and copied into every trial's ``provenance.json``; each trial adds where
+and when it ran (``started``, ``hostname``, devices, seed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from largebatch.sweep.folder import SweepFolder, TrialIndex
-from largebatch.sweep.packing import probe_trials_per_gpu
-from largebatch.sweep.progress import TrialLog
-from largebatch.sweep.resources import plan_resources
-from largebatch.sweep.search import build_scheduler, build_search, optuna_storage
+from largebatch.sweep.plan import RUN_ID, Plan, plan_trials
 from largebatch.sweep.space import Sweep
-from largebatch.sweep.trial import TrialSpec, run_trial
+
+LAUNCH_PROVENANCE = ("command", "cwd", "git_commit", "git_dirty", "python", "versions")
 
 
 @dataclass(frozen=True)
@@ -42,37 +44,31 @@ class SweepOutcome:
 
 
 def trial_dirname(trial: Any) -> str:
-    """Tune's per-trial folder name under ``ray/``: the trial id (as the run directory)."""
-    return str(trial.trial_id)
+    """Tune's per-trial folder name under ``ray/``: the trial's run id (as its run directory)."""
+    return str(trial.config[RUN_ID])
 
 
-def _drop_study(sweep: Sweep, folder: SweepFolder, resume: bool) -> None:
-    """Before a fresh Tuner: remove a study left by a run that never saved Tune state (resume), or refuse to
-    reuse another sweep's study of the same name in a shared storage."""
-    import optuna
+def launch_provenance(sweep: Sweep, folder: SweepFolder) -> dict[str, Any]:
+    """What every trial of this launch shares: how the driver was started, and the sweep."""
+    from largebatch.train.store import collect_provenance
 
-    storage = optuna_storage(sweep, folder)
-    if sweep.name not in optuna.get_all_study_names(storage):
-        return
-    if not resume:
-        raise FileExistsError(f"an Optuna study named {sweep.name!r} already exists in {sweep.config.storage}; "
-                              "choose another sweep name (--name)")
-    optuna.delete_study(study_name=sweep.name, storage=storage)
+    collected = collect_provenance()
+    return {**{key: collected[key] for key in LAUNCH_PROVENANCE}, "sweep": sweep.name, "sweep_dir": str(folder.root)}
 
 
-def _new_tuner(sweep: Sweep, folder: SweepFolder, trainable: Any, live: bool, resume: bool) -> Any:
+def _tuner(sweep: Sweep, folder: SweepFolder, plan: Plan, trainable: Any, live: bool, resume: bool) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    if sweep.config.search.algorithm == "optuna":
-        _drop_study(sweep, folder, resume)
-    space, searcher, num_samples = build_search(sweep, folder)
+    from largebatch.sweep.progress import TrialLog
+    from largebatch.sweep.search import build_scheduler, build_search
+
     c = sweep.config
     return tune.Tuner(
-        trainable, param_space=space,
+        trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, scheduler=build_scheduler(sweep), num_samples=num_samples,
-            reuse_actors=c.devices_per_trial == 1,
+            search_alg=build_search(sweep, folder, plan.todo, plan.finished, resume),
+            scheduler=build_scheduler(sweep), num_samples=len(plan.todo), reuse_actors=c.devices_per_trial == 1,
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -94,6 +90,9 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
     from ray import tune
 
     from largebatch.sweep.cluster import ray_session
+    from largebatch.sweep.packing import probe_trials_per_gpu
+    from largebatch.sweep.resources import plan_resources
+    from largebatch.sweep.trial import TrialSpec, run_trial
 
     if folder.sweep_file.exists() and not resume:
         raise FileExistsError(f"{folder.root} already holds sweep results; pass --resume to finish that sweep, "
@@ -105,6 +104,10 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
         sweep = stored
     else:
         folder.write_sweep(sweep)
+    plan = plan_trials(sweep, folder)
+    if not plan.todo:
+        echo(f"sweep {sweep.name}: every trial has finished ({folder.root})")
+        return _outcome(sweep, folder)
     with ray_session(address) as where:
         cluster = ray.cluster_resources()
         resources = plan_resources(sweep.config.resources, sweep.config.devices_per_trial, cluster, sweep.source,
@@ -112,16 +115,17 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
         if sweep.config.devices_per_trial > 1:
             sweep = _capped(sweep, resources.fit)
         echo(f"sweep {sweep.name} on {where}; {resources.describe(cluster)}")
-        echo(f"results: {folder.root}")
-        trainable = tune.with_resources(tune.with_parameters(run_trial, spec=TrialSpec(sweep, folder, resources)),
-                                        resources.tune_request())
-        if resume and tune.Tuner.can_restore(str(folder.ray_dir)):
-            tuner = tune.Tuner.restore(str(folder.ray_dir), trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            tuner = _new_tuner(sweep, folder, trainable, live, resume)
-        results = tuner.fit()
+        echo(f"results: {folder.root} ({len(plan.finished)} trials finished before, {len(plan.todo)} to run)")
+        spec = TrialSpec(sweep, folder, resources, launch_provenance(sweep, folder))
+        trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec), resources.tune_request())
+        _tuner(sweep, folder, plan, trainable, live, resume).fit()
+    plan_trials(sweep, folder)  # trials stopped by Ctrl-C: pending until the sweep resumes
+    return _outcome(sweep, folder)
+
+
+def _outcome(sweep: Sweep, folder: SweepFolder) -> SweepOutcome:
     trials = folder.read_trials()
-    return SweepOutcome(folder, trials, interrupted=unfinished(trials, sweep) or len(results) < expected_trials(sweep))
+    return SweepOutcome(folder, trials, interrupted=unfinished(trials, sweep))
 
 
 def _capped(sweep: Sweep, fit: int) -> Sweep:
@@ -135,6 +139,6 @@ def expected_trials(sweep: Sweep) -> int:
     return len(sweep.cells()) * sweep.config.num_samples
 
 
-def unfinished(trials: TrialIndex, sweep: Sweep) -> bool:
+def unfinished(trials: Mapping[str, Mapping[str, Any]], sweep: Sweep) -> bool:
     """Whether the trial index ``trials`` lacks some of ``sweep``'s trials or has one pending or running."""
     return len(trials) < expected_trials(sweep) or any(t["state"] in ("pending", "running") for t in trials.values())

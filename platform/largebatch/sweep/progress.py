@@ -18,6 +18,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from largebatch.sweep.folder import FINISHED, SweepFolder
+from largebatch.sweep.plan import RUN_ID, trial_params
 from largebatch.sweep.space import Sweep
 
 
@@ -56,8 +57,9 @@ class TrialLog(Callback):
         self.trials = self.folder.read_trials()  # a resumed sweep keeps its finished trials' entries
 
     def _update(self, trial: Trial, **fields: Any) -> None:
-        entry = self.trials.setdefault(trial.trial_id, {"state": "pending", "params": dict(trial.config)})
-        entry.update(fields, failures=trial.num_failures, run_dir=str(self.folder.runs_dir / trial.trial_id))
+        run_id = trial.config[RUN_ID]  # entries are keyed by run id (see largebatch.sweep.plan)
+        entry = self.trials.setdefault(run_id, {"state": "pending", "params": trial_params(trial.config)})
+        entry.update(fields, failures=trial.num_failures, run_dir=str(self.folder.runs_dir / run_id))
         self.folder.write_trials(self.trials)
         self._draw(force=False)
 

@@ -1,33 +1,41 @@
-"""Search algorithm, search space and scheduler for Ray Tune, from a sweep.
+"""The searcher that hands out a sweep's trials, the Optuna study behind it, and the scheduler, for Ray Tune.
 
-Grid × sampled keys, exhaustively, with either algorithm:
+Grid × sampled keys, exhaustively, with either algorithm. :class:`PlannedSearch` hands out the trials of a
+:class:`largebatch.sweep.plan.Plan` in slot order (cells interleaved, so every cell is covered once before any
+is repeated) and nothing else, so Tune runs exactly the trials the plan lists:
 
-- ``random``: the grid is Tune's ``grid_search`` and sampled keys are Tune domains; Tune's
-  BasicVariantGenerator crosses them natively, ``num_samples`` times per cell.
-- ``optuna``: Ray's OptunaSearch rejects ``grid_search``, and Optuna's GridSampler cannot be combined with TPE
-  or QMC. Instead one study covers the sweep: its define-by-run space declares every grid axis as a categorical
-  parameter and every sampled key with its distribution, and every (cell, repeat) is enqueued up front as a
-  partial trial (``points_to_evaluate`` → ``study.enqueue_trial``) fixing only the grid parameters. Optuna
-  hands the enqueued trials out in order, samples the remaining parameters with the chosen sampler (TPE
-  conditioned on all finished trials, or QMC), and Tune runs exactly cells × ``num_samples`` trials — each cell
-  ``num_samples`` times, cells interleaved so every cell is covered once before any is repeated. Because grid
-  axes are real study parameters, the stored study supports importance analysis over batch size, optimizer
-  and the sampled keys together. The study lives in ``storage`` (default: JournalStorage in the sweep folder)
-  under the sweep's name, and its objective is each trial's last reported metric.
+- ``optuna``: one study covers the sweep. Its define-by-run space declares every grid axis as a categorical
+  parameter and every sampled key with its distribution; each trial is enqueued just before it is asked for,
+  fixing its grid cell (and, for a trial started before, its sampled values too), so the sampler (TPE,
+  conditioned on every finished trial, or QMC) draws only the sampled keys of new trials. Because grid axes are
+  real study parameters, the stored study supports importance analysis over batch size, optimizer and the
+  sampled keys together. Each study trial carries user attributes ``run_id`` and ``run_dir`` (its run directory),
+  so optuna-dashboard users find the run behind a point. Its value is the trial's last reported objective.
+- ``random``: each slot's sampled values are drawn from a generator seeded with (``search.seed``, slot), so a
+  random sweep is the same whatever the order its trials ran in, interrupted or not.
+
+The study is derived data: at every start it is rebuilt from the plan (finished trials added with
+``create_trial``, in the sweep's ``storage`` or a JournalStorage file in the sweep folder, written to a new file
+and swapped in), so it can never disagree with the run directories. Tune's own searcher checkpoint is not used.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from largebatch.sweep.config import Choice, IntRange, LogUniform, Uniform
+from ray.tune.search import Searcher
+
+from largebatch.sweep.config import Choice, IntRange, LogUniform
 from largebatch.sweep.folder import SweepFolder
+from largebatch.sweep.plan import RUN_ID, Finished, Todo, new_run_id
 from largebatch.sweep.space import Sweep, Values
 
 if TYPE_CHECKING:
     import optuna
     from ray.tune.schedulers import TrialScheduler
-    from ray.tune.search import SearchAlgorithm, Searcher
 
 
 class OptunaSpace:
@@ -36,7 +44,7 @@ class OptunaSpace:
     def __init__(self, sweep: Sweep) -> None:
         self.sweep = sweep
 
-    def __call__(self, trial: optuna.Trial) -> None:
+    def __call__(self, trial: optuna.Trial | optuna.trial.FixedTrial) -> None:
         for axis in self.sweep.axes:
             trial.suggest_categorical(axis.key, axis.values.labels)
         for key, dist in self.sweep.config.sample.items():
@@ -48,25 +56,32 @@ class OptunaSpace:
                 trial.suggest_float(key, dist.low, dist.high, log=isinstance(dist, LogUniform))
 
 
-def tune_domain(dist: LogUniform | Uniform | IntRange | Choice) -> Any:
-    """A sampled key as a Tune domain (integers: both bounds included)."""
-    from ray import tune
+def random_params(sweep: Sweep, todo: Todo) -> dict[str, Any]:
+    """A random-search trial's parameters: its cell and its slot's seeded draw of every sampled key."""
+    import numpy as np
 
-    if isinstance(dist, Choice):
-        return tune.choice(Values(tuple(dist.values)).labels)
-    if isinstance(dist, IntRange):
-        return (tune.lograndint if dist.log else tune.randint)(dist.low, dist.high + 1)
-    return (tune.loguniform if isinstance(dist, LogUniform) else tune.uniform)(dist.low, dist.high)
+    rng = np.random.default_rng([sweep.config.search.seed, todo.slot])
+    params: dict[str, Any] = dict(todo.cell)
+    for key, dist in sweep.config.sample.items():
+        if isinstance(dist, Choice):
+            labels = Values(tuple(dist.values)).labels
+            params[key] = labels[int(rng.integers(len(labels)))]
+        elif isinstance(dist, IntRange):
+            if dist.log:
+                drawn = math.floor(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high + 1))))
+                params[key] = min(drawn, dist.high)
+            else:
+                params[key] = int(rng.integers(dist.low, dist.high + 1))
+        elif isinstance(dist, LogUniform):
+            params[key] = float(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high))))
+        else:
+            params[key] = float(rng.uniform(dist.low, dist.high))
+    return params
 
 
-def optuna_storage(sweep: Sweep, folder: SweepFolder) -> optuna.storages.BaseStorage:
-    """The sweep's ``storage`` URL, or a JournalStorage file in its results folder."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
-    if sweep.config.storage is not None:
-        return optuna.storages.get_storage(sweep.config.storage)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(folder.journal)))
+def run_attrs(folder: SweepFolder, run_id: str) -> dict[str, str]:
+    """The user attributes linking a study trial to its run: run id and run directory."""
+    return {"run_id": run_id, "run_dir": str(folder.runs_dir / run_id)}
 
 
 def _sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
@@ -78,28 +93,115 @@ def _sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def build_search(sweep: Sweep, folder: SweepFolder) -> tuple[dict[str, Any], SearchAlgorithm | Searcher, int]:
-    """(Tune ``param_space``, search algorithm, Tune ``num_samples``) for the sweep (see the module docstring),
-    the algorithm limited to ``max_concurrent`` trials at once when that is set."""
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-    from ray.tune.search.optuna import OptunaSearch
+def _journal(path: os.PathLike[str] | str) -> optuna.storages.BaseStorage:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
 
-    config = sweep.config
-    if config.search.algorithm == "random":
-        space = {axis.key: tune.grid_search(axis.values.labels) for axis in sweep.axes}
-        space |= {key: tune_domain(dist) for key, dist in config.sample.items()}
-        generator = BasicVariantGenerator(random_state=config.search.seed, max_concurrent=config.max_concurrent or 0)
-        return space, generator, config.num_samples
-    points = [cell for _ in range(config.num_samples) for cell in sweep.cells()]
-    searcher = OptunaSearch(
-        OptunaSpace(sweep), metric=config.metric, mode=config.mode, points_to_evaluate=points,
-        sampler=_sampler(sweep), study_name=sweep.name, storage=optuna_storage(sweep, folder),
-    )
-    if config.max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=config.max_concurrent)
-    return {}, searcher, len(points)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _fill(sweep: Sweep, folder: SweepFolder, storage: optuna.storages.BaseStorage,
+          finished: Sequence[Finished]) -> None:
+    """Create the sweep's study in ``storage`` holding ``finished`` (completed, diverged and stopped trials
+    complete with their objective, failed ones failed)."""
+    import optuna
+    from optuna.trial import FixedTrial, TrialState, create_trial
+
+    study = optuna.create_study(storage=storage, study_name=sweep.name,
+                                direction="maximize" if sweep.config.mode == "max" else "minimize")
+    for trial in finished:
+        fixed = FixedTrial(trial.params)
+        OptunaSpace(sweep)(fixed)
+        failed = trial.value is None
+        study.add_trial(create_trial(
+            params=fixed.params, distributions=fixed.distributions, user_attrs=run_attrs(folder, trial.run_id),
+            state=TrialState.FAIL if failed else TrialState.COMPLETE, value=None if failed else trial.value,
+        ))
+
+
+def rebuild_study(sweep: Sweep, folder: SweepFolder, finished: Sequence[Finished], resume: bool) -> optuna.Study:
+    """The sweep's study, rebuilt to hold exactly ``finished`` (see the module docstring).
+
+    In a shared ``storage``, a study of the sweep's name is replaced on ``resume`` and refused otherwise (it would
+    be another sweep's).
+    """
+    import optuna
+
+    if sweep.config.storage is not None:
+        storage = optuna.storages.get_storage(sweep.config.storage)
+        if sweep.name in optuna.get_all_study_names(storage):
+            if not resume:
+                raise FileExistsError(f"an Optuna study named {sweep.name!r} already exists in "
+                                      f"{sweep.config.storage}; choose another sweep name (--name)")
+            optuna.delete_study(study_name=sweep.name, storage=storage)
+        _fill(sweep, folder, storage, finished)
+    else:
+        fresh = folder.journal.with_name(folder.journal.name + ".new")
+        fresh.unlink(missing_ok=True)
+        _fill(sweep, folder, _journal(fresh), finished)
+        os.replace(fresh, folder.journal)
+        storage = _journal(folder.journal)
+    return optuna.load_study(study_name=sweep.name, storage=storage, sampler=_sampler(sweep))
+
+
+class PlannedSearch(Searcher):
+    """Hands out the plan's trials in order (see the module docstring), then reports that it is finished.
+
+    Each suggestion is the trial's parameters plus its run id (:data:`largebatch.sweep.plan.RUN_ID`). With a
+    ``study`` the trial is enqueued with its known parameters and asked for, and told its objective when it
+    ends: complete with the last reported value, failed when it raised on every attempt, pruned when it ended
+    without a value.
+    """
+
+    def __init__(self, sweep: Sweep, folder: SweepFolder, todo: Sequence[Todo], study: optuna.Study | None) -> None:
+        super().__init__(metric=sweep.config.metric, mode=sweep.config.mode)
+        self.sweep, self.folder, self.study = sweep, folder, study
+        self.todo = list(todo)
+        self.asked: dict[str, optuna.Trial] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if not self.todo:
+            return Searcher.FINISHED
+        todo = self.todo.pop(0)
+        run_id = todo.run_id or new_run_id(self.sweep, todo.slot)
+        if self.study is None:
+            params = todo.params or random_params(self.sweep, todo)
+        else:
+            self.study.enqueue_trial(todo.params or todo.cell, user_attrs=run_attrs(self.folder, run_id))
+            trial = self.study.ask()
+            OptunaSpace(self.sweep)(trial)
+            self.asked[trial_id] = trial
+            params = dict(trial.params)
+        return {**params, RUN_ID: run_id}
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        import optuna
+
+        trial = self.asked.pop(trial_id, None)
+        if trial is None or self.study is None:
+            return
+        value = (result or {}).get(self.metric)
+        if value is None:
+            state = optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED
+            self.study.tell(trial, state=state)
+        else:
+            self.study.tell(trial, value)
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Nothing to save: a sweep resumes from its folder (:mod:`largebatch.sweep.plan`), not from Tune's state."""
+
+
+def build_search(sweep: Sweep, folder: SweepFolder, todo: Sequence[Todo], finished: Sequence[Finished],
+                 resume: bool) -> Searcher:
+    """The searcher for ``todo`` (with the study rebuilt from ``finished`` under optuna), limited to
+    ``max_concurrent`` trials at once when that is set."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    study = rebuild_study(sweep, folder, finished, resume) if sweep.config.search.algorithm == "optuna" else None
+    searcher: Searcher = PlannedSearch(sweep, folder, todo, study)
+    if sweep.config.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=sweep.config.max_concurrent)
+    return searcher
 
 
 def build_scheduler(sweep: Sweep) -> TrialScheduler | None:
@@ -114,4 +216,3 @@ def build_scheduler(sweep: Sweep) -> TrialScheduler | None:
         max_t=sweep.asha_max_t(), grace_period=scheduler.grace_period, reduction_factor=scheduler.reduction_factor,
         stop_last_trials=False,  # a trial reaching max_t ends by itself, with its final result
     )
-

@@ -2,14 +2,15 @@
 
 Rows come from the trial index (state, failures, the settings each trial was given) joined with the trials' run
 directories (status, steps, final and best metrics; :func:`largebatch.train.runs.runs_table`), so trials that
-never wrote a run still appear, and runs written without an index entry too.
+never wrote a run still appear, and runs written without an index entry too. A run that finished (completed or
+diverged) shows its own status even where the index still says ``running`` (a sweep killed before recording it).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from largebatch.sweep.folder import SweepFolder
+from largebatch.sweep.folder import FINISHED, SweepFolder
 from largebatch.sweep.space import Sweep, extremes
 from largebatch.train.damage import Damage
 from largebatch.train.runs import RunsRead, flatten, format_runs_table, read_runs
@@ -49,6 +50,8 @@ def read_sweep_table(folder: SweepFolder) -> RunsRead:
     else:
         table = index.set_index("run_id").combine_first(runs.set_index("run_id")).reset_index()
         table["state"] = table["state"].fillna(table["status"])
+        finished = table["status"].isin(FINISHED)  # a run's own outcome wins over an index a kill left behind
+        table.loc[finished, "state"] = table.loc[finished, "status"]
     order = [c for c in ("started", "run_id") if c in table.columns]
     return RunsRead(table.sort_values(order, na_position="last", kind="stable").reset_index(drop=True), damage)
 

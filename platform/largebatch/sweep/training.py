@@ -46,14 +46,16 @@ class EpochReporter(Callback):
 
 def train_trial(
     params: Mapping[str, Any], sweep: Sweep, run_dir: Path, resume: bool, report: Report,
-    trainer_overrides: Mapping[str, Any] | None = None, callbacks: tuple[Callback, ...] = (),
+    provenance: Mapping[str, Any], trainer_overrides: Mapping[str, Any] | None = None,
+    callbacks: tuple[Callback, ...] = (),
 ) -> None:
     """Train the trial's run with a reporter, then report its outcome: rank 0 (or the only process) from the
-    run's summary (final metrics, status, final evaluation), other ranks their last epoch's result."""
+    run's summary (final metrics, status, final evaluation), other ranks their last epoch's result. A new run
+    records ``provenance`` (the sweep driver's) over its own."""
     metric, mode = sweep.config.metric, sweep.config.mode
     reporter = EpochReporter(report, metric, mode)
     result = train(sweep.experiment_for(params, run_dir), run_dir=run_dir, resume=resume,
-                   callbacks=[reporter, *callbacks], trainer_overrides=trainer_overrides)
+                   callbacks=[reporter, *callbacks], trainer_overrides=trainer_overrides, provenance=provenance)
     report(finished_result(result.summary, metric, mode) if result.summary else reporter.last)
 
 
@@ -92,5 +94,5 @@ def train_rank(config: dict[str, Any]) -> None:
             wait_for_run(run_dir)
             resume = True
     overrides = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
-    train_trial(config["params"], config["sweep"], run_dir, resume, ray.train.report,
+    train_trial(config["params"], config["sweep"], run_dir, resume, ray.train.report, config["provenance"],
                 trainer_overrides=overrides, callbacks=(PrepareForRay(),))

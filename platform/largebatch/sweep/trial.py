@@ -1,11 +1,13 @@
 """The Ray Tune function trainable: one trial = one ``largebatch.train.runner.train`` run.
 
-The trial's run directory is ``<sweep folder>/runs/<Tune trial id>``, an absolute path outside Ray's temporary
-trial folders. When that directory already holds a run (a retry after a failure, or a trial left unfinished by
-an interrupted sweep and resumed), training resumes it: from ``checkpoints/last.ckpt`` when there is one, else
+The trial's run directory is ``<sweep folder>/runs/<run id>`` (the run id travels in the trial's config, see
+:mod:`largebatch.sweep.plan`), an absolute path outside Ray's temporary trial folders. When that directory
+already holds a run (a retry after a failure, or a trial left unfinished by an interrupted sweep and resumed),
+training resumes it: from ``checkpoints/last.ckpt`` when there is one, else
 from step 0 with the earlier rows kept in the files and superseded (see ``largebatch.train.store``). A run that
 already finished (completed or diverged) is not trained again: its stored outcome is reported, which keeps a
-sweep killed before Tune saved its latest state from repeating finished trials.
+sweep killed before its trial index caught up from repeating finished trials. The run's ``provenance.json``
+holds the driver's launch provenance (:func:`largebatch.sweep.launch.launch_provenance`) over the trial's own.
 
 With ``devices_per_trial`` = 1 the run trains inside the trial's actor. With n > 1 the trial drives a Ray Train
 ``TorchTrainer`` of n workers, each running the same ``train`` with Lightning's ``RayDDPStrategy`` and
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from largebatch.sweep.folder import FINISHED, SweepFolder
+from largebatch.sweep.plan import RUN_ID, trial_params
 from largebatch.sweep.reporting import finished_result
 from largebatch.sweep.resources import TrialResources
 from largebatch.sweep.space import Sweep
@@ -34,14 +37,16 @@ class TrialSpec:
     sweep: Sweep
     folder: SweepFolder
     resources: TrialResources
+    provenance: dict[str, Any]
 
 
-def run_trial(params: dict[str, Any], spec: TrialSpec) -> None:
-    """Tune's entry point for one trial with ``params`` (grid labels and sampled values)."""
+def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
+    """Tune's entry point for one trial: ``config`` holds its parameters (grid labels and sampled values) and
+    its run id."""
     from ray import tune
 
-    trial_id = tune.get_context().get_trial_id()
-    run_dir = spec.folder.runs_dir / trial_id
+    params, run_id = trial_params(config), config[RUN_ID]
+    run_dir = spec.folder.runs_dir / run_id
     if run_dir.exists() and not (run_dir / CONFIG).is_file():
         shutil.rmtree(run_dir)  # an attempt that stopped before writing anything a resume could use
     resume = run_dir.exists()
@@ -51,9 +56,9 @@ def run_trial(params: dict[str, Any], spec: TrialSpec) -> None:
     if spec.resources.workers == 1:
         from largebatch.sweep.training import train_trial
 
-        train_trial(params, spec.sweep, run_dir, resume, tune.report)
+        train_trial(params, spec.sweep, run_dir, resume, tune.report, spec.provenance)
     else:
-        _run_data_parallel(params, spec, run_dir, resume, trial_id)
+        _run_data_parallel(params, spec, run_dir, resume, run_id)
 
 
 def _rank(config: dict[str, Any]) -> None:
@@ -63,7 +68,7 @@ def _rank(config: dict[str, Any]) -> None:
     train_rank(config)
 
 
-def _run_data_parallel(params: dict[str, Any], spec: TrialSpec, run_dir: Path, resume: bool, trial_id: str) -> None:
+def _run_data_parallel(params: dict[str, Any], spec: TrialSpec, run_dir: Path, resume: bool, run_id: str) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -71,10 +76,11 @@ def _run_data_parallel(params: dict[str, Any], spec: TrialSpec, run_dir: Path, r
     r = spec.resources
     trainer = TorchTrainer(
         _rank,
-        train_loop_config={"params": params, "sweep": spec.sweep, "run_dir": str(run_dir), "resume": resume},
+        train_loop_config={"params": params, "sweep": spec.sweep, "run_dir": str(run_dir), "resume": resume,
+                           "provenance": spec.provenance},
         scaling_config=ray.train.ScalingConfig(num_workers=r.workers, use_gpu=r.gpu > 0,
                                                resources_per_worker={"CPU": r.cpu, "GPU": r.gpu}),
-        run_config=ray.train.RunConfig(name=f"train-{trial_id}", storage_path=str(spec.folder.ray_dir / "train"),
+        run_config=ray.train.RunConfig(name=f"train-{run_id}", storage_path=str(spec.folder.ray_dir / "train"),
                                        callbacks=[TuneReportCallback()]),
     )
     trainer.fit()

@@ -185,7 +185,7 @@ def _record_end(store: RunStore, raised: BaseException, **fields: Any) -> None:
 
 
 def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str | Path | None,
-                resume: bool, devices: int) -> tuple[RunStore, bool]:
+                resume: bool, devices: int, provenance: Mapping[str, Any] | None) -> tuple[RunStore, bool]:
     """The run's store, locked for this process, and whether this process is a re-launched DDP rank (which must
     not write it, nor lock it).
 
@@ -214,7 +214,7 @@ def _open_store(config: ExperimentConfig, resolved: dict[str, Any], run_dir: str
                                     "and overwrite its results; start a new run instead")
         else:
             store.write_config(resolved)
-            store.write_provenance(seed=config.seed)
+            store.write_provenance(seed=config.seed, extra=provenance)
         store.write_summary(status="running", run_id=store.run_id, name=config.name)
     except OSError as err:
         _record_end(store, err, status="failed", error=f"{type(err).__name__}: {err}")
@@ -235,20 +235,23 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     trainer_overrides: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Train ``config`` into a new run directory under ``tracking.runs_root`` (or ``run_dir``).
 
     With ``resume=True`` and an existing ``run_dir``, training continues from its last checkpoint and appends
     to its records. ``trainer_overrides`` replace or add ``lightning.pytorch.Trainer`` arguments (e.g. a
-    launcher's own strategy and cluster-environment plugins). The run directory is locked for this process
-    from start to end (``RunStore.lock``). An interruption (SIGTERM, Ctrl-C) or an error is recorded in the
-    summary where the disk allows, then re-raised with a note saying how the run was recorded.
+    launcher's own strategy and cluster-environment plugins). ``provenance`` keys replace those this process
+    collects in a new run's ``provenance.json`` (a sweep records its driver's command and code once). The run
+    directory is locked for this process from start to end (``RunStore.lock``). An interruption (SIGTERM, Ctrl-C)
+    or an error is recorded in the summary where the disk allows, then re-raised with a note saying how the run
+    was recorded.
     """
     if "devices" not in (trainer_overrides or {}):  # a launcher that sets devices places the processes itself
         check_devices(config)
     data, module, plan = prepare(config)
     resolved = {**config.resolved(), "plan": plan.as_dict()}
-    store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices)
+    store, is_child = _open_store(config, resolved, run_dir, resume, plan.devices, provenance)
     try:
         return _fit(config, store, is_child, data, module, plan, resolved, resume, callbacks, trainer_overrides)
     finally:
