@@ -46,7 +46,8 @@ def add_run(folder: SweepFolder, run_id: str, params: dict, index_state: str, st
     if status is None:
         return
     store = RunStore.create(folder.runs_dir, "sw", run_id=run_id)
-    store.write_config({"name": "sw"})
+    store.write_config({"name": "sw", "batch_size": params["batch_size"],  # what a readable run's config holds
+                        "optimizer": {"name": "sgd", "lr": params["optimizer.lr"]}})
     if status != "running":
         store.write_summary(status=status, final={"val/acc": acc if status == "completed" else math.nan},
                             steps=8, plan=PLAN)
