@@ -15,12 +15,12 @@ from largebatch.dashboard.site import BuiltPage, write_site
 from largebatch.dashboard.style import palette
 from largebatch.train.config import ConfigError
 
-DEFAULT_DASHBOARDS = ("scaling.yaml", "sensitivity.yaml")
+DEFAULT_DASHBOARDS = ("sensitivity.yaml", "scaling.yaml")  # the first view of the first is the index's headline
 SERIES = ("series",)  # views group by the dashboard-wide label, so colours and labels agree on every page
 
 
 def default_configs() -> list[Path]:
-    """``scaling.yaml`` and ``sensitivity.yaml`` from ``./dashboards``, else from the source checkout's
+    """``sensitivity.yaml`` and ``scaling.yaml`` from ``./dashboards``, else from the source checkout's
     ``dashboards/``; ConfigError when neither has them."""
     checkout = Path(largebatch.__file__).resolve().parents[2] / "dashboards"
     for folder in (Path("dashboards"), checkout):

@@ -85,6 +85,17 @@ class BandView(BaseView):
     tolerance: float = Field(0.02, ge=0)
 
 
+class SurvivalView(BaseView):
+    """Does each series' good-lr band survive to larger batches, and where does it stop? One bar for every cell:
+    ``metric`` within ``tolerance`` (absolute) of the best run of the view (:mod:`largebatch.analysis.survival`)."""
+
+    view: Literal["band_survival"]
+    metric: str = "eval.val_acc"
+    mode: Mode = None
+    lr: Literal["lr", "optimizer.lr"] = "lr"
+    tolerance: float = Field(0.05, ge=0)
+
+
 class ImportanceView(BaseView):
     """Parameter importance from the sweep's stored Optuna study or a study built from the runs table."""
 
@@ -160,6 +171,7 @@ VIEW_TYPES: tuple[type[BaseView], ...] = (
     GapView,
     HeatmapView,
     BandView,
+    SurvivalView,
     ImportanceView,
     StepsView,
     TrustView,
@@ -173,6 +185,7 @@ HEADINGS = {  # default page headings
     "generalization_gap": "Generalization gap vs batch size",
     "lr_heatmap": "Learning rate × batch size",
     "good_lr_band": "Good learning-rate band",
+    "band_survival": "Does the good learning-rate band survive larger batches?",
     "importance": "Hyperparameter importance",
     "steps_to_target": "Steps to target vs batch size",
     "trust_ratio": "Per-layer trust ratios",
@@ -185,6 +198,7 @@ View = Annotated[
     GapView
     | HeatmapView
     | BandView
+    | SurvivalView
     | ImportanceView
     | StepsView
     | TrustView

@@ -211,9 +211,66 @@ def band_figure(table: pd.DataFrame, colors: Colors, tolerance: float, metric: s
     figure.update_yaxes(
         title=f"{LR_TITLES[lr]} (log)", row=1, col=1, **log_axis(pd.concat([table["lr_low"], table["lr_high"]]))
     )
-    figure.update_xaxes(title="batch size B", type="category", row=1, col=2)
+    batches = [number(b) for b in sorted(table[BATCH].unique())]  # numeric order, whichever series comes first
+    figure.update_xaxes(title="batch size B", type="category", categoryorder="array", categoryarray=batches, row=1,
+                        col=2)
     figure.update_yaxes(title="band width (decades of lr)", rangemode="tozero", row=1, col=2)
     figure.update_layout(barmode="group")
+    return finish(figure, title)
+
+
+def survival_figure(cells: pd.DataFrame, colors: Colors, metric: str, lr: str, title: str) -> go.Figure:
+    """Left: the best ``metric`` per batch size and series against the one bar (dashed; open markers miss it).
+    Right: the good-lr band per batch size (bar from the smallest to the largest good lr), or an open marker at the
+    best lr where no rate reached the bar."""
+    threshold = float(cells["threshold"].iloc[0])
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=(f"best {metric} per batch size (any lr)", "good learning rates (reach the bar)"),
+    )
+    groups = list(cells.groupby("series", sort=True))
+    for i, (series, rows) in enumerate(groups):
+        good = rows["n_good"].gt(0).to_numpy()
+        x = dodge(rows[BATCH], i, len(groups))
+        style = {"color": colors[series], "size": 11, "symbol": np.where(good, "circle", "circle-open"),
+                 "line": {"width": 2, "color": colors[series]}}
+        figure.add_scatter(
+            x=x, y=rows["best"], name=series, legendgroup=series, mode="lines+markers", marker=style,
+            line={"color": colors[series]}, customdata=np.stack([rows[BATCH], rows["best_lr"]], axis=1),
+            hovertemplate="B=%{customdata[0]}<br>best " + metric + "=%{y:.4f}<br>at lr=%{customdata[1]:.3g}"
+            "<extra>" + series + "</extra>", row=1, col=1,
+        )
+        banded = rows[good]
+        figure.add_scatter(
+            x=dodge(banded[BATCH], i, len(groups)), y=banded["best_lr"], name=series, legendgroup=series,
+            showlegend=False, mode="markers", marker={"color": colors[series], "size": 9},
+            error_y={"type": "data", "array": banded["lr_high"] - banded["best_lr"],
+                     "arrayminus": banded["best_lr"] - banded["lr_low"], "thickness": 6, "width": 0,
+                     "color": colors[series]},
+            customdata=np.stack([banded[BATCH], banded["lr_low"], banded["lr_high"], banded["n_good"]], axis=1),
+            hovertemplate="B=%{customdata[0]}<br>good lr %{customdata[1]:.3g} … %{customdata[2]:.3g} "
+            "(%{customdata[3]} rates)<extra>" + series + "</extra>", row=1, col=2,
+        )
+        missed = rows[~good]
+        figure.add_scatter(
+            x=dodge(missed[BATCH], i, len(groups)), y=missed["best_lr"], name=series, legendgroup=series,
+            showlegend=False, mode="markers",
+            marker={"color": colors[series], "size": 11, "symbol": "x-open", "line": {"width": 1.5}},
+            customdata=np.stack([missed[BATCH], missed["best"]], axis=1),
+            hovertemplate="B=%{customdata[0]}<br>no good lr; best lr %{y:.3g} reached %{customdata[1]:.4f}"
+            "<extra>" + series + "</extra>", row=1, col=2,
+        )
+    figure.add_hline(y=threshold, line={"color": "black", "dash": "dash", "width": 1.5}, row=1, col=1,
+                     annotation_text=f"good: {number(threshold)}", annotation_position="bottom right")
+    figure.add_scatter(x=[None], y=[None], mode="markers", name="open circle / ×: no lr reaches the bar",
+                       marker={"symbol": "x-open", "color": "grey", "size": 10})
+    for col in (1, 2):
+        figure.update_xaxes(title=BATCH_TITLE, row=1, col=col, **log_ticks(cells[BATCH]))
+    figure.update_yaxes(title=metric, row=1, col=1)
+    lrs = pd.concat([cells["lr_low"], cells["lr_high"], cells["best_lr"]])
+    figure.update_yaxes(title=f"{LR_TITLES[lr]} (log)", row=1, col=2, **log_axis(lrs))
     return finish(figure, title)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from largebatch.analysis import (
+    NamedStudy,
     Results,
     compare_prediction,
     curves,
@@ -36,6 +37,7 @@ from largebatch.analysis import (
     trust_ratio_history,
 )
 from largebatch.analysis.cells import BATCH
+from largebatch.analysis.survival import Verdict, band_survival, verdict
 from largebatch.analysis.tables import filter_runs
 from largebatch.dashboard import config as cfg
 from largebatch.dashboard import figures
@@ -99,7 +101,7 @@ def heatmap_page(view: cfg.HeatmapView, ctx: Context) -> Page:
     if not finite.empty:
         top = finite.loc[finite["value"].idxmax() if best == "max" else finite["value"].idxmin()]
         claim = (
-            f"best {number(top['value'])} ({top['series']}, B={top[BATCH]}, lr={number(top['lr'])}); "
+            f"best {number(top['value'])} ({top['series']}, B={top[BATCH]}, lr={number(top['best_lr'])}); "
             f"{int(grid['diverged'].sum())} of {len(grid)} cells diverged"
         )
     title = f"{view.metric} over learning rate × batch size: {claim}"
@@ -146,6 +148,58 @@ def band_page(view: cfg.BandView, ctx: Context) -> Page:
     return _page(title, {"": table}, figs, notes)
 
 
+def survival_page(view: cfg.SurvivalView, ctx: Context) -> Page:
+    cells, table = band_survival(
+        ctx.runs, metric=view.metric, tolerance=view.tolerance, mode=view.mode, lr=view.lr, by=ctx.by
+    )
+    found = verdict(table)
+    best = direction(view.metric, view.mode)
+    title = survival_sentence(found, table, cells, view.metric, best, view.tolerance, ctx.runs[BATCH].nunique())
+    notes = [
+        f"Good run: {view.metric} within {number(view.tolerance)} (absolute) of the best run of this view, one bar "
+        "for every optimizer and batch size; diverged runs are never good. A band survives to B when every batch size "
+        "from the smallest tried up to B has a good learning rate; it stops scaling at the first batch size with none "
+        "(Shallue et al. 2019 §4.7). The budget is what the runs were given (a fixed number of epochs gives large "
+        "batches fewer steps). Open markers: no rate reached the bar; the right panel then shows the best rate.",
+        "Inconclusive when the data cannot decide: the leading series keep their band up to the largest batch size "
+        "tried, or a series stopped where its best rate sits at the edge of the rates tried.",
+    ]
+    figs = [figures.survival_figure(cells, ctx.colors, view.metric, view.lr, title)] if cells["best"].notna().any() else []
+    return _page(title, {"": cells, "series": table}, figs, notes)
+
+
+def survival_sentence(found: Verdict, table: pd.DataFrame, cells: pd.DataFrame, metric: str, best: str,
+                      tolerance: float, n_batches: int) -> str:
+    """The answer in one sentence: the verdict, each series' reach, and what counted as good."""
+    if table.empty or cells["best"].isna().all():
+        return "Good-lr band vs batch size: no finished run with a value to compare"
+    threshold = float(table["threshold"].iloc[0])
+    comparison = ">=" if best == "max" else "<="
+    reference = threshold + tolerance if best == "max" else threshold - tolerance
+    rows = table.set_index("series")
+    if found.outcome == "longer":
+        others = [s for s in found.order if s != found.leader]
+        head = f"{found.leader}'s good-lr band survives to larger batches than {' and '.join(others)}'s"
+    elif found.outcome == "same":
+        head = f"Neither good-lr band survives further: {' and '.join(found.order)} stop at the same batch size"
+    else:
+        head = f"Inconclusive ({found.reason})"
+    reach = "; ".join(_reach(name, rows.loc[name]) for name in found.order)
+    rule = f"good: {metric} {comparison} {number(threshold)}, within {number(tolerance)} of the best run ({number(reference)})"
+    return f"{head}: {reach} ({rule}; {n_batches} batch sizes)"
+
+
+def _reach(series: str, row: pd.Series) -> str:
+    if pd.isna(row["survives_to"]):
+        return f"{series} has no good lr even at B={number(row['batch_low'])}"
+    if pd.isna(row["stops_at"]):
+        return f"{series} keeps a good lr up to B={number(row['survives_to'])}, the largest tried"
+    return (
+        f"{series} keeps a good lr up to B={number(row['survives_to'])} and stops scaling at "
+        f"B={number(row['stops_at'])} (best {number(row['stop_best'])} at lr {number(row['stop_best_lr'])})"
+    )
+
+
 def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
     found = studies(
         ctx.results, runs=ctx.runs, params=view.params, target=view.target, mode=view.mode, source=view.source
@@ -161,11 +215,23 @@ def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
     notes.append(
         "Importances are normalised per study and evaluator. PED-ANOVA (Watanabe et al. 2023: how the top 10% of "
         "trials differ from all) and fANOVA (Hutter et al. 2014: variance of a random-forest fit) measure different "
-        "things and can disagree; diverged trials are excluded (FAIL)."
+        "things and can disagree."
     )
+    notes.append(_diverged_note(found))
     if table.empty:
         notes.append("No study has two or more complete trials with a varying parameter.")
     return _page(title, {"": table}, [figures.importance_figure(table, title)] if not table.empty else [], notes)
+
+
+def _diverged_note(found: Sequence[NamedStudy]) -> str:
+    """How many diverged trials the studies score (finite objective) and leave out (FAIL), from the studies."""
+    total = sum(len(s.study.trials) for s in found)
+    scored = sum(s.n_complete for s in found)
+    return (
+        f"Diverged trials are included with their objective where it is finite (a diverged model's accuracy is at "
+        f"chance): divergence is an outcome of the hyperparameters. {scored} of {total} trials are scored; the "
+        f"{total - scored} without a finite objective are left out (FAIL)."
+    )
 
 
 def steps_page(view: cfg.StepsView, ctx: Context) -> Page:
@@ -400,6 +466,7 @@ BUILDERS: dict[str, Callable[[Any, Context], Page]] = {
     "generalization_gap": gap_page,
     "lr_heatmap": heatmap_page,
     "good_lr_band": band_page,
+    "band_survival": survival_page,
     "importance": importance_page,
     "steps_to_target": steps_page,
     "trust_ratio": trust_page,
