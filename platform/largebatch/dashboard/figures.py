@@ -242,29 +242,14 @@ def survival_figure(cells: pd.DataFrame, colors: Colors, metric: str, lr: str, t
             hovertemplate="B=%{customdata[0]}<br>best " + metric + "=%{y:.4f}<br>at lr=%{customdata[1]:.3g}"
             "<extra>" + series + "</extra>", row=1, col=1,
         )
-        banded = rows[good]
-        figure.add_scatter(
-            x=dodge(banded[BATCH], i, len(groups)), y=banded["best_lr"], name=series, legendgroup=series,
-            showlegend=False, mode="markers", marker={"color": colors[series], "size": 9},
-            error_y={"type": "data", "array": banded["lr_high"] - banded["best_lr"],
-                     "arrayminus": banded["best_lr"] - banded["lr_low"], "thickness": 6, "width": 0,
-                     "color": colors[series]},
-            customdata=np.stack([banded[BATCH], banded["lr_low"], banded["lr_high"], banded["n_good"]], axis=1),
-            hovertemplate="B=%{customdata[0]}<br>good lr %{customdata[1]:.3g} … %{customdata[2]:.3g} "
-            "(%{customdata[3]} rates)<extra>" + series + "</extra>", row=1, col=2,
-        )
-        missed = rows[~good]
-        figure.add_scatter(
-            x=dodge(missed[BATCH], i, len(groups)), y=missed["best_lr"], name=series, legendgroup=series,
-            showlegend=False, mode="markers",
-            marker={"color": colors[series], "size": 11, "symbol": "x-open", "line": {"width": 1.5}},
-            customdata=np.stack([missed[BATCH], missed["best"]], axis=1),
-            hovertemplate="B=%{customdata[0]}<br>no good lr; best lr %{y:.3g} reached %{customdata[1]:.4f}"
-            "<extra>" + series + "</extra>", row=1, col=2,
-        )
+        banded, missed = rows[good], rows[~good]
+        if not banded.empty:
+            _band_bars(figure, banded, i, len(groups), series, colors[series])
+        if not missed.empty:
+            _missed_markers(figure, missed, i, len(groups), series, colors[series])
     figure.add_hline(y=threshold, line={"color": "black", "dash": "dash", "width": 1.5}, row=1, col=1,
                      annotation_text=f"good: {number(threshold)}", annotation_position="bottom right")
-    figure.add_scatter(x=[None], y=[None], mode="markers", name="open circle / ×: no lr reaches the bar",
+    figure.add_scatter(x=[None], y=[None], mode="markers", name="open / ×: no lr reaches the bar",
                        marker={"symbol": "x-open", "color": "grey", "size": 10})
     for col in (1, 2):
         figure.update_xaxes(title=BATCH_TITLE, row=1, col=col, **log_ticks(cells[BATCH]))
@@ -272,6 +257,30 @@ def survival_figure(cells: pd.DataFrame, colors: Colors, metric: str, lr: str, t
     lrs = pd.concat([cells["lr_low"], cells["lr_high"], cells["best_lr"]])
     figure.update_yaxes(title=f"{LR_TITLES[lr]} (log)", row=1, col=2, **log_axis(lrs))
     return finish(figure, title)
+
+
+def _band_bars(figure: go.Figure, banded: pd.DataFrame, i: int, count: int, series: str, color: str) -> None:
+    """The good-lr band of each batch size: a bar from the smallest to the largest good lr, dot at the best."""
+    figure.add_scatter(
+        x=dodge(banded[BATCH], i, count), y=banded["best_lr"], name=series, legendgroup=series,
+        showlegend=False, mode="markers", marker={"color": color, "size": 9},
+        error_y={"type": "data", "array": banded["lr_high"] - banded["best_lr"],
+                 "arrayminus": banded["best_lr"] - banded["lr_low"], "thickness": 6, "width": 0, "color": color},
+        customdata=np.stack([banded[BATCH], banded["lr_low"], banded["lr_high"], banded["n_good"]], axis=1),
+        hovertemplate="B=%{customdata[0]}<br>good lr %{customdata[1]:.3g} … %{customdata[2]:.3g} "
+        "(%{customdata[3]} rates)<extra>" + series + "</extra>", row=1, col=2,
+    )
+
+
+def _missed_markers(figure: go.Figure, missed: pd.DataFrame, i: int, count: int, series: str, color: str) -> None:
+    """Batch sizes where no lr reached the bar: an open × at the best lr tried."""
+    figure.add_scatter(
+        x=dodge(missed[BATCH], i, count), y=missed["best_lr"], name=series, legendgroup=series,
+        showlegend=False, mode="markers", marker={"color": color, "size": 11, "symbol": "x-open", "line": {"width": 1.5}},
+        customdata=np.stack([missed[BATCH], missed["best"]], axis=1),
+        hovertemplate="B=%{customdata[0]}<br>no good lr; best lr %{y:.3g} reached %{customdata[1]:.4f}"
+        "<extra>" + series + "</extra>", row=1, col=2,
+    )
 
 
 def importance_figure(table: pd.DataFrame, title: str) -> go.Figure:

@@ -7,6 +7,7 @@ W&B computes panels from the runs mirrored to a project (the runs' ``wandb/`` fo
 generalization_gap  scatter of the gap vs batch size (log x) and vs peak lr
 lr_heatmap          parallel coordinates: optimizer → batch size → peak lr → metric; scatter metric vs lr
 good_lr_band        scatter of the metric vs peak lr (log x), runs grouped by the dashboard's series
+band_survival       scatters of the metric vs batch size and vs peak lr (log x): where runs stay near the best
 importance          W&B's parameter importance panel (W&B's own random-forest importance and correlation,
                     not PED-ANOVA/fANOVA: the HTML dashboard names its evaluators)
 steps_to_target     line plot of the metric vs optimizer step, grouped by batch size, max over runs
@@ -96,6 +97,15 @@ def _band(view: cfg.BandView) -> list[Any]:
     ]
 
 
+def _survival(view: cfg.SurvivalView) -> list[Any]:
+    good = f"good: within {view.tolerance} of the best run"
+    return [
+        wr.ScatterPlot(title=f"{view.metric} vs batch size ({good})", x=wr.Config("batch_size"), y=_key(view.metric),
+                       log_x=True),
+        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=_key("lr"), y=_key(view.metric), log_x=True),
+    ]
+
+
 def _importance(view: cfg.ImportanceView) -> list[Any]:
     return [wr.ParameterImportancePlot(with_respect_to=_key(view.target).name)]
 
@@ -162,6 +172,7 @@ PANELS: dict[str, Callable[[Any], list[Any]]] = {
     "generalization_gap": _gap,
     "lr_heatmap": _heatmap,
     "good_lr_band": _band,
+    "band_survival": _survival,
     "importance": _importance,
     "steps_to_target": _steps,
     "trust_ratio": _trust,
