@@ -6,12 +6,13 @@ from __future__ import annotations
 import html as html_module
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pytest
@@ -21,7 +22,9 @@ from largebatch.cli import build_parser, main
 from largebatch.dashboard import figures, pages
 from largebatch.dashboard.build import Built, build, default_configs
 from largebatch.dashboard.config import HEADINGS, VIEWS, load_dashboard, validate_dashboard
+from largebatch.dashboard.kinds import KINDS, ViewKind, register
 from largebatch.dashboard.style import log_axis
+from largebatch.dashboard.views import BaseView
 from largebatch.dashboard.workspace import build_workspace, wandb_key, workspace_spec
 from largebatch.train.config import ConfigError
 
@@ -419,3 +422,35 @@ def analysis_runs(rows: list[tuple[str, int, float, float]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["optimizer.name", "batch_size", "lr", "eval.val_acc"])
     return frame.assign(run_id=[f"r{i:02d}" for i in range(len(frame))], sweep="", sweep_dir="",
                         diverged=frame["eval.val_acc"].isna(), **{"final.val/acc": frame["eval.val_acc"]})
+
+
+def test_every_registered_view_kind_is_complete_and_validated() -> None:
+    assert list(VIEWS) == list(KINDS) and set(HEADINGS) == set(KINDS)
+    for name, kind in KINDS.items():
+        assert kind.name == name and callable(kind.page) and callable(kind.panels) and kind.heading
+    assert validate_dashboard({"title": "x", "views": [{"view": "band_survival"}]}, "t.yaml").views[0].heading == (
+        KINDS["band_survival"].heading
+    )
+
+
+class _Half(BaseView):
+    view: Literal["half"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (ViewKind(_Half, "Half a view", pages.gap_page, None), "view kind 'half' is incomplete: no panels"),  # type: ignore[arg-type]
+        (ViewKind(_Half, " ", None, None), "view kind 'half' is incomplete: no heading, page, panels"),  # type: ignore[arg-type]
+        (ViewKind(dict, "x", pages.gap_page, len), "is not a BaseView subclass"),  # type: ignore[arg-type]
+        (ViewKind(BaseView, "x", pages.gap_page, len), "needs a field `view: Literal['<name>']`"),
+    ],
+)
+def test_a_registered_but_incomplete_view_kind_fails_loudly(kind: ViewKind, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        register(kind)
+
+
+def test_a_view_kind_registered_twice_fails() -> None:
+    with pytest.raises(TypeError, match="view kind 'generalization_gap' is registered twice"):
+        register(KINDS["generalization_gap"], KINDS["generalization_gap"])

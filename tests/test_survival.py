@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 from largebatch.analysis.survival import band_survival, verdict
-from largebatch.dashboard.pages import survival_sentence
+from largebatch.dashboard.survival import survival_sentence
 
 BY = ("optimizer.name",)
 LRS = (0.01, 0.03, 0.1, 0.3)

@@ -10,7 +10,8 @@ import largebatch
 from largebatch.analysis import load_results, with_series
 from largebatch.analysis.tables import filter_runs, require
 from largebatch.dashboard.config import dashboard_name, load_dashboard
-from largebatch.dashboard.pages import Context, build_page
+from largebatch.dashboard.kinds import build_page
+from largebatch.dashboard.pages import Context
 from largebatch.dashboard.site import BuiltPage, write_site
 from largebatch.dashboard.style import palette
 from largebatch.train.config import ConfigError

@@ -37,9 +37,7 @@ from largebatch.analysis import (
     trust_ratio_history,
 )
 from largebatch.analysis.cells import BATCH
-from largebatch.analysis.survival import Verdict, band_survival, verdict
-from largebatch.analysis.tables import filter_runs
-from largebatch.dashboard import config as cfg
+from largebatch.dashboard import views as cfg
 from largebatch.dashboard import figures
 from largebatch.dashboard.style import number
 from largebatch.train.optimizers import LAYERWISE
@@ -88,7 +86,7 @@ def gap_page(view: cfg.GapView, ctx: Context) -> Page:
         "eval.gen_gap = train accuracy − validation accuracy of the final model (positive: overfits).",
     ]
     figs = [figures.gap_figure(table, ctx.colors, view.gap, title)] if table["gap"].notna().any() else []
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def heatmap_page(view: cfg.HeatmapView, ctx: Context) -> Page:
@@ -110,7 +108,7 @@ def heatmap_page(view: cfg.HeatmapView, ctx: Context) -> Page:
         f"diverged; '(k/n div.)': k of its n runs diverged. Learning rates ({view.lr}) are binned "
         f"{view.bins_per_decade} per decade; a column's label is the geometric mean of the rates in its bin."
     ]
-    return _page(
+    return finished_page(
         title, {"": grid}, [figures.heatmap_figure(grid, view.metric, view.lr, title)] if len(grid) else [], notes
     )
 
@@ -145,59 +143,7 @@ def band_page(view: cfg.BandView, ctx: Context) -> Page:
         if table["n_good"].any()
         else []
     )
-    return _page(title, {"": table}, figs, notes)
-
-
-def survival_page(view: cfg.SurvivalView, ctx: Context) -> Page:
-    cells, table = band_survival(
-        ctx.runs, metric=view.metric, tolerance=view.tolerance, mode=view.mode, lr=view.lr, by=ctx.by
-    )
-    found = verdict(table)
-    best = direction(view.metric, view.mode)
-    title = survival_sentence(found, table, cells, view.metric, best, view.tolerance, ctx.runs[BATCH].nunique())
-    notes = [
-        f"Good run: {view.metric} within {number(view.tolerance)} (absolute) of the best run of this view, one bar "
-        "for every optimizer and batch size; diverged runs are never good. A band survives to B when every batch size "
-        "from the smallest tried up to B has a good learning rate; it stops scaling at the first batch size with none "
-        "(Shallue et al. 2019 §4.7). The budget is what the runs were given (a fixed number of epochs gives large "
-        "batches fewer steps). Open markers: no rate reached the bar; the right panel then shows the best rate.",
-        "Inconclusive when the data cannot decide: the leading series keep their band up to the largest batch size "
-        "tried, or a series stopped where its best rate sits at the edge of the rates tried.",
-    ]
-    figs = [figures.survival_figure(cells, ctx.colors, view.metric, view.lr, title)] if cells["best"].notna().any() else []
-    return _page(title, {"": cells, "series": table}, figs, notes)
-
-
-def survival_sentence(found: Verdict, table: pd.DataFrame, cells: pd.DataFrame, metric: str, best: str,
-                      tolerance: float, n_batches: int) -> str:
-    """The answer in one sentence: the verdict, each series' reach, and what counted as good."""
-    if table.empty or cells["best"].isna().all():
-        return "Good-lr band vs batch size: no finished run with a value to compare"
-    threshold = float(table["threshold"].iloc[0])
-    comparison = ">=" if best == "max" else "<="
-    reference = threshold + tolerance if best == "max" else threshold - tolerance
-    rows = table.set_index("series")
-    if found.outcome == "longer":
-        others = [s for s in found.order if s != found.leader]
-        head = f"{found.leader}'s good-lr band survives to larger batches than {' and '.join(others)}'s"
-    elif found.outcome == "same":
-        head = f"Neither good-lr band survives further: {' and '.join(found.order)} stop at the same batch size"
-    else:
-        head = f"Inconclusive ({found.reason})"
-    reach = "; ".join(_reach(name, rows.loc[name]) for name in found.order)
-    rule = f"good: {metric} {comparison} {number(threshold)}, within {number(tolerance)} of the best run ({number(reference)})"
-    return f"{head}: {reach} ({rule}; {n_batches} batch sizes)"
-
-
-def _reach(series: str, row: pd.Series) -> str:
-    if pd.isna(row["survives_to"]):
-        return f"{series} has no good lr even at B={number(row['batch_low'])}"
-    if pd.isna(row["stops_at"]):
-        return f"{series} keeps a good lr up to B={number(row['survives_to'])}, the largest tried"
-    return (
-        f"{series} keeps a good lr up to B={number(row['survives_to'])} and stops scaling at "
-        f"B={number(row['stops_at'])} (best {number(row['stop_best'])} at lr {number(row['stop_best_lr'])})"
-    )
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
@@ -220,7 +166,7 @@ def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
     notes.append(_diverged_note(found))
     if table.empty:
         notes.append("No study has two or more complete trials with a varying parameter.")
-    return _page(title, {"": table}, [figures.importance_figure(table, title)] if not table.empty else [], notes)
+    return finished_page(title, {"": table}, [figures.importance_figure(table, title)] if not table.empty else [], notes)
 
 
 def _diverged_note(found: Sequence[NamedStudy]) -> str:
@@ -260,7 +206,7 @@ def steps_page(view: cfg.StepsView, ctx: Context) -> Page:
         notes.append(
             "Target not reached at: " + ", ".join(f"{r.series} B={getattr(r, BATCH)}" for r in missed.itertuples())
         )
-    return _page(
+    return finished_page(
         title,
         {"": table},
         [figures.steps_figure(table, ctx.colors, view.metric, view.target, title)] if claim else [],
@@ -274,7 +220,7 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
     history = trust_ratio_history(layers, selected["run_id"])
     at_init = trust_ratio_at_init(layers, selected)
     if selected.empty:
-        return _page("Per-layer trust ratios: no run with layer telemetry", {"": history, "init": at_init}, [], [])
+        return finished_page("Per-layer trust ratios: no run with layer telemetry", {"": history, "init": at_init}, [], [])
     applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(LAYERWISE), strict=True))
     title = f"Per-layer trust ratio over training, best run per {view.per}: " + _spread_at_init(
         at_init, selected, applied
@@ -288,7 +234,7 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
         figures.trust_figure(history, selected, applied, title),
         figures.table_figure(at_init, "Trust ratio at the first recorded step, per layer (rows) and run (columns)"),
     ]
-    return _page(title, {"": history, "init": at_init}, figs, notes)
+    return finished_page(title, {"": history, "init": at_init}, figs, notes)
 
 
 def _spread_at_init(at_init: pd.DataFrame, selected: pd.DataFrame, applied: dict[str, bool]) -> str:
@@ -313,7 +259,7 @@ def lr_scaling_page(view: cfg.LrScalingView, ctx: Context) -> Page:
         "(Goyal et al. 2017 linear; Hoffer et al. 2017 sqrt); α: least-squares slope on log-log axes. Open markers: "
         "lr* at the edge of the rates tried (the optimum may lie outside the grid)."
     ]
-    return _page(title, {"": table}, [figures.lr_scaling_figure(table, ctx.colors, title)] if len(table) else [], notes)
+    return finished_page(title, {"": table}, [figures.lr_scaling_figure(table, ctx.colors, title)] if len(table) else [], notes)
 
 
 def curves_page(view: cfg.CurvesView, ctx: Context) -> Page:
@@ -328,7 +274,7 @@ def curves_page(view: cfg.CurvesView, ctx: Context) -> Page:
     if missing:
         notes.append(f"Not logged by these runs: {', '.join(missing)}")
     figs = [figures.curves_figure(table, present, view.x, view.log_x, title)] if present else []
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def _regime_rule(tolerance: float) -> str:
@@ -404,7 +350,7 @@ def regimes_page(view: cfg.RegimesView, ctx: Context) -> Page:
         figs.append(figures.regimes_figure(steps, fits, points, predicted, ctx.colors, rule, title))
     if not fits.empty:
         figs.append(figures.table_figure(_fit_summary(fits), "Fitted S(B) = S_min·(1 + B_crit/B) per series"))
-    return _page(title, {k: t for k, t in tables.items() if k == "" or not t.empty}, figs, notes)
+    return finished_page(title, {k: t for k, t in tables.items() if k == "" or not t.empty}, figs, notes)
 
 
 def _fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
@@ -453,31 +399,11 @@ def sharpness_page(view: cfg.SharpnessView, ctx: Context) -> Page:
         "not at equal epochs.",
     ]
     figs = [figures.sharpness_figure(table, ctx.colors, view.sharpness, view.gap, title)] if len(table) else []
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
-def _page(title: str, tables: dict[str, pd.DataFrame], figs: list[go.Figure], notes: list[str]) -> Page:
+def finished_page(title: str, tables: dict[str, pd.DataFrame], figs: list[go.Figure], notes: list[str]) -> Page:
+    """The page, with a note when it has no figure; empty notes dropped."""
     if not figs:
         notes = [*notes, "Nothing to plot for these runs (see the data table)."]
     return Page(title, tables, figs, [n for n in notes if n])
-
-
-BUILDERS: dict[str, Callable[[Any, Context], Page]] = {
-    "generalization_gap": gap_page,
-    "lr_heatmap": heatmap_page,
-    "good_lr_band": band_page,
-    "band_survival": survival_page,
-    "importance": importance_page,
-    "steps_to_target": steps_page,
-    "trust_ratio": trust_page,
-    "lr_scaling": lr_scaling_page,
-    "curves": curves_page,
-    "scaling_regimes": regimes_page,
-    "sharpness": sharpness_page,
-}
-
-
-def build_page(view: cfg.BaseView, ctx: Context) -> Page:
-    """The page of ``view`` over ``ctx`` (its own ``filters`` applied to the dashboard's runs)."""
-    runs = filter_runs(ctx.runs, view.filters) if view.filters else ctx.runs
-    return BUILDERS[view.kind](view, Context(ctx.results, runs, ctx.by, ctx.colors))
