@@ -69,6 +69,9 @@ def test_the_sentence_is_computed_from_the_data() -> None:
           ("lamb", 256): (0.8, 0.92, 0.8, 0.5)}, "inconclusive", "extend the batch range"),
         # sgd's best rate at B=128 is the largest tried: a larger one might still be good
         ({("sgd", 128): (0.5, 0.6, 0.7, 0.88)}, "inconclusive", "widen the lr grid"),
+        # sgd has no good rate at B=128 but one again at B=256, beyond lamb's reach: the edge is not placed
+        ({("sgd", 256): (0.6, 0.75, 0.92, NAN), ("lamb", 256): (0.8, 0.86, 0.80, 0.5)}, "inconclusive",
+         "refine the lr grid"),
         # both stop at B=128
         ({("lamb", 128): (0.85, 0.86, 0.88, 0.70)}, "same", ""),
         ({("sgd", 32): (0.5, 0.6, 0.5, 0.5), ("lamb", 32): (0.5, 0.6, 0.5, 0.5),

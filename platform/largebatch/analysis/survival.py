@@ -13,7 +13,9 @@ The verdict compares the series and says ``inconclusive`` when the data cannot d
   the batch range);
 - a series other than a sole leader stopped at a batch size whose best rate lies at the edge of the rates tried
   (``censored``: a rate outside the grid might still be good; widen the grid);
-- no series reaches the bar even at its smallest batch size.
+- no series reaches the bar even at its smallest batch size;
+- a series other than the leader has a good rate again at a batch size beyond where its band vanished
+  (``recovers_at``) and beyond the leader's reach: the edge between grid points cannot be placed.
 
 A series that never reaches the bar ranks below every series that does; ``same`` means the leaders stop at the
 same batch size.
@@ -42,11 +44,12 @@ def band_survival(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, series): the good band of every (series, batch size) against one bar, and per series
     ``batch_low``/``batch_high`` (tried), ``survives_to``, ``stops_at`` (NaN when it survives to ``batch_high``),
-    ``stop_best``/``stop_best_lr`` (the best run where it stopped), ``censored`` and ``threshold``."""
+    ``stop_best``/``stop_best_lr`` (the best run where it stopped), ``censored``, ``recovers_at`` (the first
+    larger batch size with a good rate again, NaN if none) and ``threshold``."""
     cells = good_lr_band(runs, metric=metric, tolerance=tolerance, mode=mode, lr=lr, by=by, reference="all")
     rows = [_survival(str(name), group.sort_values(BATCH)) for name, group in cells.groupby("series", sort=True)]
     columns = ["series", "batch_low", "batch_high", "survives_to", "stops_at", "stop_best", "stop_best_lr",
-               "censored", "threshold"]
+               "censored", "recovers_at", "threshold"]
     return cells, pd.DataFrame(rows, columns=columns)
 
 
@@ -55,6 +58,7 @@ def _survival(series: str, cells: pd.DataFrame) -> dict[str, object]:
     batches = cells[BATCH].to_numpy()
     first_bad = next((i for i, g in enumerate(good) if not g), len(good))
     stop = cells.iloc[first_bad] if first_bad < len(good) else None
+    after = [b for b, g in zip(batches[first_bad + 1:], good[first_bad + 1:]) if g]
     return {
         "series": series,
         "batch_low": batches[0],
@@ -64,6 +68,7 @@ def _survival(series: str, cells: pd.DataFrame) -> dict[str, object]:
         "stop_best": stop["best"] if stop is not None else math.nan,
         "stop_best_lr": stop["best_lr"] if stop is not None else math.nan,
         "censored": bool(stop is not None and stop["best_at_edge"]),
+        "recovers_at": after[0] if after else math.nan,
         "threshold": cells["threshold"].iloc[0],
     }
 
@@ -95,10 +100,18 @@ def verdict(series: pd.DataFrame) -> Verdict:
         names = ", ".join(f"{r.series} at B={r.stops_at:g}" for r in censored.itertuples())
         return Verdict("inconclusive", None, order, f"the best rate where {names} stopped is at the edge of the rates "
                        "tried, so a rate outside the grid may still be good: widen the lr grid")
-    if leader is not None:
-        return Verdict("longer", leader, order)
     if top == 0:
         return Verdict("inconclusive", None, order, "no series reaches the bar at its smallest batch size")
+    recovered = series[series["recovers_at"].notna() & (series["series"] != leader)]
+    if leader is not None:
+        recovered = recovered[recovered["recovers_at"] > reach[leader]]  # could outlast the leader
+    if not recovered.empty:
+        names = ", ".join(f"{r.series} (none at B={r.stops_at:g}, good again at B={r.recovers_at:g})"
+                          for r in recovered.itertuples())
+        return Verdict("inconclusive", None, order, f"a good rate reappears after the band vanished for {names}: "
+                       "the lr grid is too coarse or the runs too noisy to place the edge; refine the lr grid")
+    if leader is not None:
+        return Verdict("longer", leader, order)
     if series.set_index("series").loc[tied, "stops_at"].isna().any():
         return Verdict("inconclusive", None, order, f"{' and '.join(tied)} keep a good band up to the same batch size, "
                        "the largest tried: extend the batch range")

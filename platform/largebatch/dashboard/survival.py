@@ -51,7 +51,8 @@ def survival_page(view: SurvivalView, ctx: Context) -> Page:
         "(Shallue et al. 2019 §4.7). The budget is what the runs were given (a fixed number of epochs gives large "
         "batches fewer steps). Open markers: no rate reached the bar; the right panel then shows the best rate.",
         "Inconclusive when the data cannot decide: the leading series keep their band up to the largest batch size "
-        "tried, or a series stopped where its best rate sits at the edge of the rates tried.",
+        "tried, a series stopped where its best rate sits at the edge of the rates tried, or a series has a good "
+        "rate again beyond where its band vanished (the lr grid is too coarse to place the edge).",
     ]
     figs = [survival_figure(cells, ctx.colors, view.metric, view.lr, title)] if cells["best"].notna().any() else []
     return finished_page(title, {"": cells, "series": table}, figs, notes)
