@@ -76,7 +76,17 @@ def survival_sentence(found: Verdict, table: pd.DataFrame, cells: pd.DataFrame, 
         head = f"Inconclusive ({found.reason})"
     reach = "; ".join(_reach(name, rows.loc[name]) for name in found.order)
     rule = f"good: {metric} {comparison} {number(threshold)}, within {number(tolerance)} of the best run ({number(reference)})"
-    return f"{head}: {reach} ({rule}; {n_batches} batch sizes)"
+    return f"{head}: {reach}{_at_largest(cells, found.order)} ({rule}; {n_batches} batch sizes)"
+
+
+def _at_largest(cells: pd.DataFrame, order: list[str]) -> str:
+    """The best value of each series at the largest batch size they all tried (how far past the edge each falls)."""
+    common = set.intersection(*(set(cells.loc[cells["series"] == s, BATCH]) for s in order)) if order else set()
+    if not common or len(order) < 2:
+        return ""
+    largest = max(common)
+    at = cells[cells[BATCH] == largest].set_index("series")["best"]
+    return f"; at B={number(largest)} the best runs reach " + ", ".join(f"{s} {at[s]:.3f}" for s in order)
 
 
 def _reach(series: str, row: pd.Series) -> str:
