@@ -6,11 +6,18 @@ import math
 
 import pandas as pd
 import pytest
+from largebatch.analysis import good_lr_band
 from largebatch.analysis.survival import band_survival, verdict
 from largebatch.dashboard.survival import survival_sentence
 
 BY = ("optimizer.name",)
 LRS = (0.01, 0.03, 0.1, 0.3)
+
+
+def survival(accuracy: dict[tuple[str, int], tuple[float, ...]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells against one bar 0.05 below the best run, per-series survival)."""
+    cells = good_lr_band(runs(accuracy), tolerance=0.05, by=BY, reference="all")
+    return cells, band_survival(cells)
 
 
 def runs(accuracy: dict[tuple[str, int], tuple[float, ...]]) -> pd.DataFrame:
@@ -38,7 +45,7 @@ LAMB_LONGER = {
 
 
 def test_bands_against_one_bar_and_where_each_stops() -> None:
-    cells, table = band_survival(runs(LAMB_LONGER), tolerance=0.05, by=BY)
+    cells, table = survival(LAMB_LONGER)
     assert cells["threshold"].tolist() == pytest.approx([0.90] * 6)
     series = table.set_index("series")
     assert series.loc["lamb", "survives_to"] == 128 and series.loc["lamb", "stops_at"] == 256
@@ -51,14 +58,14 @@ def test_bands_against_one_bar_and_where_each_stops() -> None:
 
 
 def test_the_sentence_is_computed_from_the_data() -> None:
-    cells, table = band_survival(runs(LAMB_LONGER), tolerance=0.05, by=BY)
+    cells, table = survival(LAMB_LONGER)
     text = survival_sentence(verdict(table), table, cells, "eval.val_acc", "max", 0.05, 3)
     assert text.startswith("lamb's good-lr band survives to larger batches than sgd's: lamb keeps a good lr up to "
                            "B=128 and stops scaling at B=256 (best 0.86 at lr 0.03); sgd keeps a good lr up to B=32")
     assert "; at B=256 the best runs reach lamb 0.860, sgd 0.850 (good: eval.val_acc >= 0.9, within 0.05 of the best " \
         "run (0.95); 3 batch sizes)" in text
     swapped = {(("sgd" if n == "lamb" else "lamb"), b): v for (n, b), v in LAMB_LONGER.items()}
-    cells, table = band_survival(runs(swapped), tolerance=0.05, by=BY)
+    cells, table = survival(swapped)
     assert survival_sentence(verdict(table), table, cells, "eval.val_acc", "max", 0.05, 3).startswith("sgd's")
 
 
@@ -81,13 +88,18 @@ def test_the_sentence_is_computed_from_the_data() -> None:
     ],
 )
 def test_inconclusive_when_the_data_cannot_decide(change: dict, outcome: str, reason: str) -> None:
-    _, table = band_survival(runs({**LAMB_LONGER, **change}), tolerance=0.05, by=BY)
+    _, table = survival({**LAMB_LONGER, **change})
     found = verdict(table)
     assert found.outcome == outcome and reason in found.reason and found.leader is None
 
 
+def test_survival_needs_one_bar_for_every_cell() -> None:
+    with pytest.raises(ValueError, match="reference='all'"):
+        band_survival(good_lr_band(runs(LAMB_LONGER), tolerance=0.05, by=BY))
+
+
 def test_a_sole_leader_stopping_at_the_grid_edge_still_leads() -> None:
     edge = {**LAMB_LONGER, ("lamb", 256): (0.5, 0.6, 0.7, 0.85)}  # lamb's best at B=256 is its largest rate
-    _, table = band_survival(runs(edge), tolerance=0.05, by=BY)
+    _, table = survival(edge)
     assert table.set_index("series").loc["lamb", "censored"]
     assert verdict(table).leader == "lamb"

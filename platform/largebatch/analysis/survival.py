@@ -24,33 +24,24 @@ same batch size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from largebatch.analysis.cells import BATCH, DEFAULT_BY
-from largebatch.analysis.sensitivity import good_lr_band
+from largebatch.analysis.cells import BATCH
 
 
-def band_survival(
-    runs: pd.DataFrame,
-    *,
-    metric: str = "eval.val_acc",
-    tolerance: float = 0.05,
-    mode: str | None = None,
-    lr: str = "lr",
-    by: Sequence[str] = DEFAULT_BY,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(cells, series): the good band of every (series, batch size) against one bar, and per series
-    ``batch_low``/``batch_high`` (tried), ``survives_to``, ``stops_at`` (NaN when it survives to ``batch_high``),
-    ``stop_best``/``stop_best_lr`` (the best run where it stopped), ``censored``, ``recovers_at`` (the first
-    larger batch size with a good rate again, NaN if none) and ``threshold``."""
-    cells = good_lr_band(runs, metric=metric, tolerance=tolerance, mode=mode, lr=lr, by=by, reference="all")
+def band_survival(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per series of ``cells`` (a :func:`~largebatch.analysis.sensitivity.good_lr_band` table against one bar,
+    ``reference="all"``): ``batch_low``/``batch_high`` (tried), ``survives_to``, ``stops_at`` (NaN when it survives
+    to ``batch_high``), ``stop_best``/``stop_best_lr`` (the best run where it stopped), ``censored``,
+    ``recovers_at`` (the first larger batch size with a good rate again, NaN if none) and ``threshold``."""
+    if not cells.empty and set(cells["reference"]) != {"all"}:
+        raise ValueError("band survival needs one bar for every cell: good_lr_band(..., reference='all')")
     rows = [_survival(str(name), group.sort_values(BATCH)) for name, group in cells.groupby("series", sort=True)]
     columns = ["series", "batch_low", "batch_high", "survives_to", "stops_at", "stop_best", "stop_best_lr",
                "censored", "recovers_at", "threshold"]
-    return cells, pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _survival(series: str, cells: pd.DataFrame) -> dict[str, object]:

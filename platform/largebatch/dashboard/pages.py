@@ -1,7 +1,8 @@
 """One page per view: its data tables (exported as CSV), figures, a title stating the result, and notes.
 
-``build_page(view, context)`` dispatches on the view kind (the keys of :data:`BUILDERS` are the view names of
-the dashboard files). A view whose data holds nothing to show (e.g. no run reached the target) yields a page
+The page builders of the shared view kinds, registered in :mod:`largebatch.dashboard.kinds` (whose
+``build_page(view, context)`` dispatches on the view kind), and what every page is made of (:class:`Context`,
+:class:`Page`, :func:`finished_page`). A view whose data holds nothing to show (e.g. no run reached the target) yields a page
 with its tables and a note saying why, and no figure.
 """
 

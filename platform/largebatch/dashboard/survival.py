@@ -15,7 +15,7 @@ import wandb_workspaces.reports.v2 as wr
 from plotly.subplots import make_subplots
 from pydantic import Field
 
-from largebatch.analysis import direction
+from largebatch.analysis import direction, good_lr_band
 from largebatch.analysis.cells import BATCH
 from largebatch.analysis.survival import Verdict, band_survival, verdict
 from largebatch.dashboard.pages import Context, Page, finished_page
@@ -38,9 +38,10 @@ class SurvivalView(BaseView):
 
 
 def survival_page(view: SurvivalView, ctx: Context) -> Page:
-    cells, table = band_survival(
-        ctx.runs, metric=view.metric, tolerance=view.tolerance, mode=view.mode, lr=view.lr, by=ctx.by
+    cells = good_lr_band(
+        ctx.runs, metric=view.metric, tolerance=view.tolerance, mode=view.mode, lr=view.lr, by=ctx.by, reference="all"
     )
+    table = band_survival(cells)
     found = verdict(table)
     best = direction(view.metric, view.mode)
     title = survival_sentence(found, table, cells, view.metric, best, view.tolerance, ctx.runs[BATCH].nunique())
