@@ -182,6 +182,8 @@ def test_cli_builds_the_dashboard_from_training_runs(runs_root: Path, configs: l
     done = subprocess.run(cli_command(runs_root, out, *configs_args), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"dashboard: {(out / 'index.html').resolve().as_uri()}" in done.stdout
+    first = load_dashboard(configs[0]).views[0]
+    assert done.stdout.splitlines()[-1].startswith(f"headline ({configs[0].stem}-{first.page}): ")
     pages = sorted(p.stem for p in out.glob("*-*.html"))
     assert pages == sorted(f"{c.stem}-{v.page}" for c in configs for v in load_dashboard(c).views)
     assert all((out / "data" / f"{p}.csv").is_file() for p in pages)
@@ -454,3 +456,14 @@ def test_a_registered_but_incomplete_view_kind_fails_loudly(kind: ViewKind, mess
 def test_a_view_kind_registered_twice_fails() -> None:
     with pytest.raises(TypeError, match="view kind 'generalization_gap' is registered twice"):
         register(KINDS["generalization_gap"], KINDS["generalization_gap"])
+
+
+def test_make_demo_installs_the_browser_and_survives_without_it() -> None:
+    """`make demo` runs the `browser` target (PNG export needs Chromium), whose failure is only a warning."""
+    plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    browser = next(i for i, line in enumerate(lines) if "scripts/install_browser.sh" in line)
+    sweep = next(i for i, line in enumerate(lines) if "sweep sweeps/quickstart.yaml" in line)
+    assert browser < sweep and '|| echo "warning:' in lines[browser] and "PNG export" in lines[browser]
