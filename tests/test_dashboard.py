@@ -467,3 +467,17 @@ def test_make_demo_installs_the_browser_and_survives_without_it() -> None:
     browser = next(i for i, line in enumerate(lines) if "scripts/install_browser.sh" in line)
     sweep = next(i for i, line in enumerate(lines) if "sweep sweeps/quickstart.yaml" in line)
     assert browser < sweep and '|| echo "warning:' in lines[browser] and "PNG export" in lines[browser]
+
+
+def test_sweep_reports_carry_the_time_axes_not_the_modules_step_and_epoch() -> None:
+    """The module logs ``step`` and ``epoch`` only to place its metrics; Ray gets ``steps``/``epochs``/``samples``."""
+    from types import SimpleNamespace
+
+    import torch
+    from largebatch.sweep.training import epoch_metrics
+
+    trainer = SimpleNamespace(callbacks=[], global_step=20, callback_metrics={
+        "step": torch.tensor(20.0), "epoch": torch.tensor(1.0), "val/acc": torch.tensor(0.5)})
+    module = SimpleNamespace(plan=SimpleNamespace(as_dict=lambda: {"steps_per_epoch": 10, "batch_size": 64}))
+    metrics = epoch_metrics(trainer, module)  # type: ignore[arg-type]
+    assert metrics == {"val/acc": 0.5, "steps": 20, "epochs": 2.0, "samples": 1280, "status": "running"}
