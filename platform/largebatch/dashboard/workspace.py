@@ -1,4 +1,5 @@
-"""The dashboards as W&B workspaces (``wandb-workspaces``), one per dashboard file, from the same view list.
+"""The dashboards as W&B workspaces (``wandb-workspaces``), one per dashboard file, from the same view list; each kind's panels
+are registered in :mod:`largebatch.dashboard.kinds`.
 
 W&B computes panels from the runs mirrored to a project (the runs' ``wandb/`` folders, uploaded with
 ``wandb sync``), so a view becomes the panels that show the same data rather than the same computation:
@@ -17,7 +18,8 @@ scaling_regimes     as steps_to_target, plus the logged noise scale vs step by b
 sharpness           scatter of λ_max vs batch size (log-log) and of the gap vs batch size
 ==================  ====================================================================================
 
-Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation), ``final.X`` and
+Kinds defined in their own module (e.g. ``band_survival`` in :mod:`largebatch.dashboard.survival`) describe their
+panels there. Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation), ``final.X`` and
 ``best.X`` → summary ``X`` (W&B keeps the last value), ``lr`` → config ``plan.lr``, other columns → config
 keys (``optimizer.name``). Runs-table columns with no W&B counterpart (``sweep``, ``status``, ``diverged``)
 cannot filter or group a workspace and are reported. Offline, :func:`workspace_spec` is the JSON that
