@@ -1,5 +1,5 @@
-"""The dashboards as W&B workspaces (``wandb-workspaces``), one per dashboard file, from the same view list; each kind's panels
-are registered in :mod:`largebatch.dashboard.kinds`.
+"""The dashboards as W&B workspaces (``wandb-workspaces``), one per dashboard file, from the same view list; each
+kind's panels are registered in :mod:`largebatch.dashboard.kinds`.
 
 W&B computes panels from the runs mirrored to a project (the runs' ``wandb/`` folders, uploaded with
 ``wandb sync``), so a view becomes the panels that show the same data rather than the same computation:
