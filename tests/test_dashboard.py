@@ -403,7 +403,8 @@ def test_heatmap_headline_reports_the_best_runs_lr_not_its_bin_label() -> None:
     assert best["lr"] == pytest.approx((0.1 * 0.12 * 0.1) ** (1 / 3)) and best["best_lr"] == 0.12
     assert best["best_run"] == "r01"
     view = load_dashboard(ROOT / "dashboards" / "sensitivity.yaml").views[1]
-    page = pages.heatmap_page(view, pages.Context(None, runs, ("optimizer.name",), {"sgd": "red"}))  # type: ignore[arg-type]
+    context = pages.Context(None, runs, ("optimizer.name",), {"sgd": "red"})  # type: ignore[arg-type]
+    page = pages.heatmap_page(view, context)
     assert "(sgd, B=64, lr=0.12)" in page.title
 
 
@@ -442,8 +443,10 @@ class _Half(BaseView):
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        (ViewKind(_Half, "Half a view", pages.gap_page, None), "view kind 'half' is incomplete: no panels"),  # type: ignore[arg-type]
-        (ViewKind(_Half, " ", None, None), "view kind 'half' is incomplete: no heading, page, panels"),  # type: ignore[arg-type]
+        (ViewKind(_Half, "Half a view", pages.gap_page, None),  # type: ignore[arg-type]
+         "view kind 'half' is incomplete: no panels"),
+        (ViewKind(_Half, " ", None, None),  # type: ignore[arg-type]
+         "view kind 'half' is incomplete: no heading, page, panels"),
         (ViewKind(dict, "x", pages.gap_page, len), "is not a BaseView subclass"),  # type: ignore[arg-type]
         (ViewKind(BaseView, "x", pages.gap_page, len), "needs a field `view: Literal['<name>']`"),
     ],

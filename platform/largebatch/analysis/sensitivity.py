@@ -17,9 +17,10 @@ tune. Definitions used here:
   all the runs given (``reference="all"``, one bar for every cell: where the band vanishes, no learning rate
   reaches it any more): ``value >= best - tolerance`` when maximising, ``value <= best + tolerance`` when
   minimising. Diverged runs are never good. ``best_lr`` is the rate of the cell's best run, good or not, and
-  ``best_at_edge`` flags it at the smallest or largest rate tried (a better rate may lie outside the grid). The band width is log10(largest good lr / smallest good lr), 0 for a
-  single good rate. ``lower_edge`` / ``upper_edge`` flag a band that reaches the smallest / largest rate tried
-  (the true band may be wider: widen the grid), and ``contiguous`` is False when a bad rate lies inside the band.
+  ``best_at_edge`` flags it at the smallest or largest rate tried (a better rate may lie outside the grid). The
+  band width is log10(largest good lr / smallest good lr), 0 for a single good rate. ``lower_edge`` /
+  ``upper_edge`` flag a band that reaches the smallest / largest rate tried (the true band may be wider: widen
+  the grid), and ``contiguous`` is False when a bad rate lies inside the band.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _band(cell: pd.DataFrame, metric: str, best: str, threshold: float | None, t
     good_lr = cell.loc[good, "lr"]
     tried_low, tried_high = cell["lr"].min(), cell["lr"].max()
     low, high = (good_lr.min(), good_lr.max()) if not good_lr.empty else (math.nan, math.nan)
-    best_lr = cell.loc[values.idxmax() if best == "max" else values.idxmin(), "lr"] if values.notna().any() else math.nan
+    scored = values.notna().any()
+    best_lr = cell.loc[values.idxmax() if best == "max" else values.idxmin(), "lr"] if scored else math.nan
     return {
         "best": top,
         "threshold": threshold,

@@ -6,10 +6,10 @@ optimizer, so sweeps compared side by side stay apart; labels show only the colu
 ``views``. Each view names its kind in ``view`` and takes that kind's keys; ``name`` (default: the kind) names its
 page, ``title`` overrides the page title, ``filters`` narrow its runs further. Adding a view is a YAML edit.
 Unknown views or keys raise :class:`~largebatch.train.config.ConfigError` naming the file, the key and what is
-allowed. The view kinds and their keys are those registered in :mod:`largebatch.dashboard.kinds` (a new kind: its
-own module plus one line there). Metric and column names are runs-table columns (``eval.val_acc``, ``final.val/acc``, ``lr``, ...) or, for
-``steps_to_target``, ``scaling_regimes`` and ``curves``, logged metric names (``val/acc``); they are checked
-against the data when the dashboard is built.
+allowed. The view kinds and their keys are those registered in :mod:`largebatch.dashboard.kinds` (a new kind:
+its own module plus one line there). Metric and column names are runs-table columns (``eval.val_acc``,
+``final.val/acc``, ``lr``, ...) or, for ``steps_to_target``, ``scaling_regimes`` and ``curves``, logged metric
+names (``val/acc``); they are checked against the data when the dashboard is built.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The page builders of the shared view kinds, registered in :mod:`largebatch.dashboard.kinds` (whose
 ``build_page(view, context)`` dispatches on the view kind), and what every page is made of (:class:`Context`,
-:class:`Page`, :func:`finished_page`). A view whose data holds nothing to show (e.g. no run reached the target) yields a page
-with its tables and a note saying why, and no figure.
+:class:`Page`, :func:`finished_page`). A view whose data holds nothing to show (e.g. no run reached the target)
+yields a page with its tables and a note saying why, and no figure.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
     notes.append(_diverged_note(found))
     if table.empty:
         notes.append("No study has two or more complete trials with a varying parameter.")
-    return finished_page(title, {"": table}, [figures.importance_figure(table, title)] if not table.empty else [], notes)
+    figs = [figures.importance_figure(table, title)] if not table.empty else []
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def _diverged_note(found: Sequence[NamedStudy]) -> str:
@@ -221,7 +222,8 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
     history = trust_ratio_history(layers, selected["run_id"])
     at_init = trust_ratio_at_init(layers, selected)
     if selected.empty:
-        return finished_page("Per-layer trust ratios: no run with layer telemetry", {"": history, "init": at_init}, [], [])
+        title = "Per-layer trust ratios: no run with layer telemetry"
+        return finished_page(title, {"": history, "init": at_init}, [], [])
     applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(LAYERWISE), strict=True))
     title = f"Per-layer trust ratio over training, best run per {view.per}: " + _spread_at_init(
         at_init, selected, applied
@@ -260,7 +262,8 @@ def lr_scaling_page(view: cfg.LrScalingView, ctx: Context) -> Page:
         "(Goyal et al. 2017 linear; Hoffer et al. 2017 sqrt); α: least-squares slope on log-log axes. Open markers: "
         "lr* at the edge of the rates tried (the optimum may lie outside the grid)."
     ]
-    return finished_page(title, {"": table}, [figures.lr_scaling_figure(table, ctx.colors, title)] if len(table) else [], notes)
+    figs = [figures.lr_scaling_figure(table, ctx.colors, title)] if len(table) else []
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def curves_page(view: cfg.CurvesView, ctx: Context) -> Page:

@@ -76,7 +76,8 @@ def survival_sentence(found: Verdict, table: pd.DataFrame, cells: pd.DataFrame, 
     else:
         head = f"Inconclusive ({found.reason})"
     reach = "; ".join(_reach(name, rows.loc[name]) for name in found.order)
-    rule = f"good: {metric} {comparison} {number(threshold)}, within {number(tolerance)} of the best run ({number(reference)})"
+    rule = (f"good: {metric} {comparison} {number(threshold)}, within {number(tolerance)} of the best run "
+            f"({number(reference)})")
     return f"{head}: {reach}{_at_largest(cells, found.order)} ({rule}; {n_batches} batch sizes)"
 
 
@@ -158,7 +159,8 @@ def _missed_markers(figure: go.Figure, missed: pd.DataFrame, i: int, count: int,
     """Batch sizes where no lr reached the bar: an open × at the best lr tried."""
     figure.add_scatter(
         x=dodge(missed[BATCH], i, count), y=missed["best_lr"], name=series, legendgroup=series,
-        showlegend=False, mode="markers", marker={"color": color, "size": 11, "symbol": "x-open", "line": {"width": 1.5}},
+        showlegend=False, mode="markers",
+        marker={"color": color, "size": 11, "symbol": "x-open", "line": {"width": 1.5}},
         customdata=np.stack([missed[BATCH], missed["best"]], axis=1),
         hovertemplate="B=%{customdata[0]}<br>no good lr; best lr %{y:.3g} reached %{customdata[1]:.4f}"
         "<extra>" + series + "</extra>", row=1, col=2,
@@ -169,7 +171,8 @@ def survival_panels(view: SurvivalView) -> list[Any]:
     """Scatters of the metric vs batch size and vs peak lr: where the runs stay near the best."""
     good = f"good: within {view.tolerance} of the best run"
     return [
-        wr.ScatterPlot(title=f"{view.metric} vs batch size ({good})", x=wr.Config("batch_size"), y=wandb_column(view.metric),
+        wr.ScatterPlot(title=f"{view.metric} vs batch size ({good})", x=wr.Config("batch_size"),
+                       y=wandb_column(view.metric), log_x=True),
+        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=wandb_column("lr"), y=wandb_column(view.metric),
                        log_x=True),
-        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=wandb_column("lr"), y=wandb_column(view.metric), log_x=True),
     ]

@@ -19,9 +19,9 @@ sharpness           scatter of λ_max vs batch size (log-log) and of the gap vs 
 ==================  ====================================================================================
 
 Kinds defined in their own module (e.g. ``band_survival`` in :mod:`largebatch.dashboard.survival`) describe their
-panels there. Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation), ``final.X`` and
-``best.X`` → summary ``X`` (W&B keeps the last value), ``lr`` → config ``plan.lr``, other columns → config
-keys (``optimizer.name``). Runs-table columns with no W&B counterpart (``sweep``, ``status``, ``diverged``)
+panels there. Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation),
+``final.X`` and ``best.X`` → summary ``X`` (W&B keeps the last value), ``lr`` → config ``plan.lr``, other columns →
+config keys (``optimizer.name``). Runs-table columns with no W&B counterpart (``sweep``, ``status``, ``diverged``)
 cannot filter or group a workspace and are reported. Offline, :func:`workspace_spec` is the JSON that
 ``Workspace.save()`` would send (``Workspace._to_model()``); publishing needs an API key and the network.
 """
@@ -78,8 +78,10 @@ def _columns(columns: Sequence[tuple[str, bool]]) -> list[wr.ParallelCoordinates
 
 def gap_panels(view: cfg.GapView) -> list[Any]:
     return [
-        wr.ScatterPlot(title=f"{view.gap} vs batch size", x=wr.Config("batch_size"), y=wandb_column(view.gap), log_x=True),
-        wr.ScatterPlot(title=f"{view.gap} vs peak lr (spread over lr)", x=wandb_column("lr"), y=wandb_column(view.gap), log_x=True),
+        wr.ScatterPlot(title=f"{view.gap} vs batch size", x=wr.Config("batch_size"), y=wandb_column(view.gap),
+                       log_x=True),
+        wr.ScatterPlot(title=f"{view.gap} vs peak lr (spread over lr)", x=wandb_column("lr"),
+                       y=wandb_column(view.gap), log_x=True),
     ]
 
 
@@ -87,7 +89,8 @@ def heatmap_panels(view: cfg.HeatmapView) -> list[Any]:
     columns = _columns([("optimizer.name", False), ("batch_size", True), ("lr", True), (view.metric, False)])
     return [
         wr.ParallelCoordinatesPlot(title=f"{view.metric} over lr × batch size", columns=columns),
-        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=wandb_column("lr"), y=wandb_column(view.metric), log_x=True),
+        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=wandb_column("lr"), y=wandb_column(view.metric),
+                       log_x=True),
     ]
 
 
@@ -128,7 +131,8 @@ def trust_panels(view: cfg.TrustView) -> list[Any]:
 def lr_scaling_panels(view: cfg.LrScalingView) -> list[Any]:
     columns = _columns([("batch_size", True), ("lr", True), (view.select, False)])
     return [
-        wr.ScatterPlot(title="peak lr vs batch size", x=wr.Config("batch_size"), y=wandb_column("lr"), log_x=True, log_y=True),
+        wr.ScatterPlot(title="peak lr vs batch size", x=wr.Config("batch_size"), y=wandb_column("lr"), log_x=True,
+                       log_y=True),
         wr.ParallelCoordinatesPlot(title=f"batch size → peak lr → {view.select}", columns=columns),
     ]
 
@@ -158,8 +162,8 @@ def regimes_panels(view: cfg.RegimesView) -> list[Any]:
 
 def sharpness_panels(view: cfg.SharpnessView) -> list[Any]:
     return [
-        wr.ScatterPlot(title=f"{view.sharpness} vs batch size", x=wr.Config("batch_size"), y=wandb_column(view.sharpness),
-                       log_x=True, log_y=True),
+        wr.ScatterPlot(title=f"{view.sharpness} vs batch size", x=wr.Config("batch_size"),
+                       y=wandb_column(view.sharpness), log_x=True, log_y=True),
         *gap_panels(cfg.GapView(view="generalization_gap", gap=view.gap, select=view.select, mode=view.mode))[:1],
     ]
 
