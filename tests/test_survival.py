@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from largebatch.analysis import good_lr_band
 from largebatch.analysis.survival import band_survival, verdict
-from largebatch.dashboard.survival import survival_sentence
+from largebatch.dashboard.pages import Context
+from largebatch.dashboard.survival import SurvivalView, survival_page, survival_sentence
 
 BY = ("optimizer.name",)
 LRS = (0.01, 0.03, 0.1, 0.3)
@@ -91,6 +92,15 @@ def test_inconclusive_when_the_data_cannot_decide(change: dict, outcome: str, re
     _, table = survival({**LAMB_LONGER, **change})
     found = verdict(table)
     assert found.outcome == outcome and reason in found.reason and found.leader is None
+
+
+def test_no_runs_or_only_diverged_runs_give_a_page_that_says_so() -> None:
+    view = SurvivalView(view="band_survival")
+    diverged = runs({("sgd", 32): (NAN, NAN, NAN, NAN), ("lamb", 32): (NAN, NAN, NAN, NAN)})
+    for table in (diverged.iloc[:0], diverged):
+        page = survival_page(view, Context(None, table, BY, {"sgd": "red", "lamb": "blue"}))  # type: ignore[arg-type]
+        assert page.title == "Good-lr band vs batch size: no finished run with a value to compare"
+        assert not page.figures and "Nothing to plot" in page.notes[-1]
 
 
 def test_survival_needs_one_bar_for_every_cell() -> None:

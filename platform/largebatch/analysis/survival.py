@@ -36,11 +36,13 @@ def band_survival(cells: pd.DataFrame) -> pd.DataFrame:
     ``reference="all"``): ``batch_low``/``batch_high`` (tried), ``survives_to``, ``stops_at`` (NaN when it survives
     to ``batch_high``), ``stop_best``/``stop_best_lr`` (the best run where it stopped), ``censored``,
     ``recovers_at`` (the first larger batch size with a good rate again, NaN if none) and ``threshold``."""
-    if not cells.empty and set(cells["reference"]) != {"all"}:
-        raise ValueError("band survival needs one bar for every cell: good_lr_band(..., reference='all')")
-    rows = [_survival(str(name), group.sort_values(BATCH)) for name, group in cells.groupby("series", sort=True)]
     columns = ["series", "batch_low", "batch_high", "survives_to", "stops_at", "stop_best", "stop_best_lr",
                "censored", "recovers_at", "threshold"]
+    if cells.empty:
+        return pd.DataFrame(columns=columns)
+    if set(cells["reference"]) != {"all"}:
+        raise ValueError("band survival needs one bar for every cell: good_lr_band(..., reference='all')")
+    rows = [_survival(str(name), group.sort_values(BATCH)) for name, group in cells.groupby("series", sort=True)]
     return pd.DataFrame(rows, columns=columns)
 
 

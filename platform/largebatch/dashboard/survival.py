@@ -55,14 +55,15 @@ def survival_page(view: SurvivalView, ctx: Context) -> Page:
         "tried, a series stopped where its best rate sits at the edge of the rates tried, or a series has a good "
         "rate again beyond where its band vanished (the lr grid is too coarse to place the edge).",
     ]
-    figs = [survival_figure(cells, ctx.colors, view.metric, view.lr, title)] if cells["best"].notna().any() else []
+    plotted = not cells.empty and cells["best"].notna().any()
+    figs = [survival_figure(cells, ctx.colors, view.metric, view.lr, title)] if plotted else []
     return finished_page(title, {"": cells, "series": table}, figs, notes)
 
 
 def survival_sentence(found: Verdict, table: pd.DataFrame, cells: pd.DataFrame, metric: str, best: str,
                       tolerance: float, n_batches: int) -> str:
     """The answer in one sentence: the verdict, each series' reach, and what counted as good."""
-    if table.empty or cells["best"].isna().all():
+    if table.empty or cells.empty or cells["best"].isna().all():
         return "Good-lr band vs batch size: no finished run with a value to compare"
     threshold = float(table["threshold"].iloc[0])
     comparison = ">=" if best == "max" else "<="
