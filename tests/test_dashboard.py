@@ -3,19 +3,28 @@
 
 from __future__ import annotations
 
+import html as html_module
 import json
+import math
+import re
 import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import pandas as pd
 import pytest
 import yaml
+from largebatch.analysis import good_lr_band, load_results, lr_batch_grid, runs_study
 from largebatch.cli import build_parser, main
-from largebatch.dashboard.build import Built, build
+from largebatch.dashboard import figures, pages
+from largebatch.dashboard.build import Built, build, default_configs
 from largebatch.dashboard.config import HEADINGS, VIEWS, load_dashboard, validate_dashboard
+from largebatch.dashboard.kinds import KINDS, ViewKind, register
+from largebatch.dashboard.style import log_axis
+from largebatch.dashboard.views import BaseView
 from largebatch.dashboard.workspace import build_workspace, wandb_key, workspace_spec
 from largebatch.train.config import ConfigError
 
@@ -173,6 +182,8 @@ def test_cli_builds_the_dashboard_from_training_runs(runs_root: Path, configs: l
     done = subprocess.run(cli_command(runs_root, out, *configs_args), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"dashboard: {(out / 'index.html').resolve().as_uri()}" in done.stdout
+    first = load_dashboard(configs[0]).views[0]
+    assert done.stdout.splitlines()[-1].startswith(f"headline ({configs[0].stem}-{first.page}): ")
     pages = sorted(p.stem for p in out.glob("*-*.html"))
     assert pages == sorted(f"{c.stem}-{v.page}" for c in configs for v in load_dashboard(c).views)
     assert all((out / "data" / f"{p}.csv").is_file() for p in pages)
@@ -314,9 +325,162 @@ def test_pages_render_offline_in_headless_chromium(site: Built) -> None:
                 plots, requests, errors = open_page(browser, html)
                 assert not errors, f"{html.name}: {errors}"
                 assert all(url.startswith("file://") for url in requests), f"{html.name}: {requests}"
-                assert {p[0] for p in plots} == {k for k in expected if k.startswith(html.stem + "-")}, html.name
+                own = {k for k in expected if k.startswith(html.stem + "-")} if html.stem != "index" else {"headline"}
+                assert {p[0] for p in plots} == own, html.name
+                expected["headline"] = expected[f"{site.pages[0].stem}-1"]
                 for plot_id, traces, drawn, svgs in plots:
                     assert traces == drawn == expected[plot_id] and svgs >= 1, (plot_id, traces, drawn, svgs)
         finally:
             browser.close()
     assert {p.stem for p in ARTIFACTS.glob("*.png")} >= {b.stem for b in site.pages} | {"index"}
+
+
+def test_index_opens_with_the_headline_answer(site: Built) -> None:
+    """The first view of the first dashboard heads the index; by default that is the band-survival answer."""
+    first = site.pages[0]
+    index = (site.out / "index.html").read_text()
+    assert 'id="headline"' in index and index.index('class="headline"') < index.index("<h2>")
+    assert html_module.escape(first.page.title) in index
+    default = load_dashboard(default_configs()[0]).views[0]
+    assert default.kind == "band_survival"
+    survival = next(b for b in site.pages if b.stem == "sensitivity-band_survival").page
+    assert survival.figures and "(good: eval.val_acc >= " in survival.title and "lars" in survival.title
+
+
+def test_lightning_metrics_and_telemetry_share_optimizer_steps(runs_root: Path) -> None:
+    """train/loss (Lightning) and grad_norm/global (telemetry) are both logged every 2 steps: a join on ``step``
+    matches every logged training step, and validation sits at the step count of its epoch's end."""
+    history = load_results([runs_root]).history
+    loss = history[history["metric"] == "train/loss"]
+    grad = history[history["metric"] == "grad_norm/global"]
+    joined = loss.merge(grad, on=["run_id", "step"], suffixes=("_loss", "_grad"))
+    assert len(joined) == len(loss) > 0 and (joined["step"] % 2 == 0).all()
+    assert loss["epoch"].notna().all()
+    runs = load_results([runs_root]).runs.set_index("run_id")
+    completed = runs.index[runs["status"] == "completed"]  # a diverged run validates where the guard stopped it
+    val = history[(history["metric"] == "val/acc") & history["run_id"].isin(completed)]
+    per_epoch = runs.loc[val["run_id"], "plan.steps_per_epoch"].to_numpy()
+    assert (val["step"].to_numpy() == (val["epoch"].to_numpy() + 1) * per_epoch).all()
+    gap = history[(history["metric"] == "gap/val_acc") & history["run_id"].isin(completed)]
+    assert set(zip(gap["run_id"], gap["step"])) == set(zip(val["run_id"], val["step"]))
+
+
+def test_band_chart_orders_batch_sizes_numerically() -> None:
+    table = good_lr_band(analysis_runs([("a", 128, 0.1, 0.9), ("a", 512, 0.1, 0.8), ("b", 32, 0.1, 0.9),
+                                        ("b", 128, 0.1, 0.9), ("b", 512, 0.1, 0.7)]), by=("optimizer.name",))
+    table = table[~((table["series"] == "a") & (table["batch_size"] == 32))]
+    figure = figures.band_figure(table, {"a": "red", "b": "blue"}, 0.02, "eval.val_acc", "lr", "t")
+    assert list(figure.layout.xaxis2.categoryarray) == ["32", "128", "512"]
+    assert figure.layout.xaxis2.categoryorder == "array"
+
+
+@pytest.mark.parametrize("values", [[51200, 51200], [51200, 52000], [0.03], [40000, 60000], [1, 1000]])
+def test_log_axes_always_show_at_least_two_ticks_inside_their_range(values: list[float]) -> None:
+    axis = log_axis(values)
+    ticks = axis["tickvals"]
+    assert len(set(ticks)) >= 2
+    if "range" in axis:
+        low, high = (10**v for v in axis["range"])
+        assert low <= min(values) and max(values) <= high and all(low <= t <= high for t in ticks)
+
+
+def test_examples_to_target_axis_has_several_ticks_when_e_is_flat() -> None:
+    """One batch size reached the target: E(B) and its perfect-scaling line are one value."""
+    table = pd.DataFrame({"series": ["a", "a"], "batch_size": [32, 128], "steps": [1600.0, math.nan],
+                          "samples": [51200.0, math.nan], "reached": [True, False], "run_id": ["r0", None],
+                          "lr": [0.1, math.nan], "n_trials": [1, 1], "n_reached": [1, 0],
+                          "perfect_steps": [1600.0, 400.0], "perfect_samples": [51200.0, 51200.0]})
+    figure = figures.steps_figure(table, {"a": "red"}, "val/acc", 0.5, "t")
+    assert len(set(figure.layout.yaxis2.tickvals)) >= 2
+
+
+def test_heatmap_headline_reports_the_best_runs_lr_not_its_bin_label() -> None:
+    """0.1 and 0.12 share a quarter-decade bin (label: the geometric mean of the series' rates in it, 0.106); the
+    best run used 0.12."""
+    runs = analysis_runs([("sgd", 64, 0.1, 0.80), ("sgd", 64, 0.12, 0.85), ("sgd", 128, 0.1, 0.7)])
+    grid = lr_batch_grid(runs, by=("optimizer.name",))
+    best = grid[grid["batch_size"] == 64].iloc[0]
+    assert best["lr"] == pytest.approx((0.1 * 0.12 * 0.1) ** (1 / 3)) and best["best_lr"] == 0.12
+    assert best["best_run"] == "r01"
+    view = load_dashboard(ROOT / "dashboards" / "sensitivity.yaml").views[1]
+    context = pages.Context(None, runs, ("optimizer.name",), {"sgd": "red"})  # type: ignore[arg-type]
+    page = pages.heatmap_page(view, context)
+    assert "(sgd, B=64, lr=0.12)" in page.title
+
+
+def test_importance_counts_diverged_trials_as_its_note_says(site: Built, runs_root: Path) -> None:
+    runs = analysis_runs([("sgd", 64, 0.1, 0.9), ("sgd", 64, 10.0, 0.1), ("sgd", 64, 0.01, math.nan)])
+    runs = runs.assign(diverged=[False, True, True])
+    study = runs_study(runs, ["lr"], "final.val/acc")
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]  # the diverged run with a finite accuracy is scored
+    page = next(b.page for b in site.pages if b.stem == "sensitivity-importance")
+    note = next(n for n in page.notes if n.startswith("Diverged trials are included"))
+    diverged = load_results([runs_root]).runs["diverged"].sum()
+    assert diverged >= 1 and f"{len(TRIALS)} of {len(TRIALS)} trials are scored" in note
+
+
+def analysis_runs(rows: list[tuple[str, int, float, float]]) -> pd.DataFrame:
+    """A runs table from (optimizer, batch, lr, val_acc) rows."""
+    frame = pd.DataFrame(rows, columns=["optimizer.name", "batch_size", "lr", "eval.val_acc"])
+    return frame.assign(run_id=[f"r{i:02d}" for i in range(len(frame))], sweep="", sweep_dir="",
+                        diverged=frame["eval.val_acc"].isna(), **{"final.val/acc": frame["eval.val_acc"]})
+
+
+def test_every_registered_view_kind_is_complete_and_validated() -> None:
+    assert list(VIEWS) == list(KINDS) and set(HEADINGS) == set(KINDS)
+    for name, kind in KINDS.items():
+        assert kind.name == name and callable(kind.page) and callable(kind.panels) and kind.heading
+    assert validate_dashboard({"title": "x", "views": [{"view": "band_survival"}]}, "t.yaml").views[0].heading == (
+        KINDS["band_survival"].heading
+    )
+
+
+class _Half(BaseView):
+    view: Literal["half"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (ViewKind(_Half, "Half a view", pages.gap_page, None),  # type: ignore[arg-type]
+         "view kind 'half' is incomplete: no panels"),
+        (ViewKind(_Half, " ", None, None),  # type: ignore[arg-type]
+         "view kind 'half' is incomplete: no heading, page, panels"),
+        (ViewKind(dict, "x", pages.gap_page, len), "is not a BaseView subclass"),  # type: ignore[arg-type]
+        (ViewKind(BaseView, "x", pages.gap_page, len), "needs a field `view: Literal['<name>']`"),
+    ],
+)
+def test_a_registered_but_incomplete_view_kind_fails_loudly(kind: ViewKind, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        register(kind)
+
+
+def test_a_view_kind_registered_twice_fails() -> None:
+    with pytest.raises(TypeError, match="view kind 'generalization_gap' is registered twice"):
+        register(KINDS["generalization_gap"], KINDS["generalization_gap"])
+
+
+def test_make_demo_installs_the_browser_and_survives_without_it() -> None:
+    """`make demo` runs the `browser` target (PNG export needs Chromium), whose failure is only a warning."""
+    plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    browser = next(i for i, line in enumerate(lines) if "scripts/install_browser.sh" in line)
+    sweep = next(i for i, line in enumerate(lines) if "sweep sweeps/quickstart.yaml" in line)
+    assert browser < sweep and '|| echo "warning:' in lines[browser] and "PNG export" in lines[browser]
+
+
+def test_sweep_reports_carry_the_time_axes_not_the_modules_step_and_epoch() -> None:
+    """The module logs ``step`` and ``epoch`` only to place its metrics; Ray gets ``steps``/``epochs``/``samples``."""
+    from types import SimpleNamespace
+
+    import torch
+    from largebatch.sweep.training import epoch_metrics
+
+    trainer = SimpleNamespace(callbacks=[], global_step=20, callback_metrics={
+        "step": torch.tensor(20.0), "epoch": torch.tensor(1.0), "val/acc": torch.tensor(0.5)})
+    module = SimpleNamespace(plan=SimpleNamespace(as_dict=lambda: {"steps_per_epoch": 10, "batch_size": 64}))
+    metrics = epoch_metrics(trainer, module)  # type: ignore[arg-type]
+    assert metrics == {"val/acc": 0.5, "steps": 20, "epochs": 2.0, "samples": 1280, "status": "running"}

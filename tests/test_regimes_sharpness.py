@@ -23,7 +23,8 @@ from largebatch.analysis import (
 from largebatch.analysis.regimes import REGIONS, region
 from largebatch.dashboard.build import build
 from largebatch.dashboard.config import validate_dashboard
-from largebatch.dashboard.pages import Context, build_page
+from largebatch.dashboard.kinds import build_page
+from largebatch.dashboard.pages import Context
 from largebatch.dashboard.style import palette
 
 BATCHES = np.array([16, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=float)

@@ -26,7 +26,7 @@ def write_sweep(tmp_path: Path, **keys) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("name", "cells"), [("quickstart", 6), ("batch_scaling", 40), ("lr_sensitivity", 56),
+@pytest.mark.parametrize(("name", "cells"), [("quickstart", 80), ("batch_scaling", 40), ("lr_sensitivity", 56),
                                              ("critical_batch", 28)])
 def test_shipped_sweeps_load_with_every_trial_checked(name: str, cells: int) -> None:
     sweep = load_sweep(ROOT / "sweeps" / f"{name}.yaml")

@@ -11,7 +11,8 @@ Modules: ``tables`` (loading: runs, history, layers), ``cells`` (series × batch
 (Optuna studies and named evaluators), ``steps`` (steps/examples to a target, perfect scaling), ``trust``
 (per-layer trust ratios), ``lr_scaling`` (best lr vs the linear and sqrt rules, fitted exponent), ``curves``,
 ``regimes`` (fitted S(B) = S_min(1 + B_crit/B), scaling regions, B_simple prediction vs the fitted B_crit),
-``sharpness`` (λ_max vs batch size next to the generalization gap).
+``sharpness`` (λ_max vs batch size next to the generalization gap), ``survival`` (how far each series' good-lr
+band survives as the batch grows, and the verdict comparing series).
 Every view takes a runs table (and the history or layer table where it needs one) and returns a DataFrame, so
 views work on any subset of runs. Nothing here imports Ray or Lightning.
 """
@@ -31,6 +32,7 @@ from largebatch.analysis.regimes import (
 from largebatch.analysis.sensitivity import good_lr_band, lr_batch_grid
 from largebatch.analysis.sharpness import rank_correlation, sharpness_vs_batch
 from largebatch.analysis.steps import first_reaching, steps_to_target
+from largebatch.analysis.survival import band_survival
 from largebatch.analysis.tables import Results, direction, load_results
 from largebatch.analysis.trust import select_runs, trust_ratio_at_init, trust_ratio_history
 
@@ -38,6 +40,7 @@ __all__ = [
     "EVALUATORS",
     "NamedStudy",
     "Results",
+    "band_survival",
     "best_in_cells",
     "compare_prediction",
     "curves",

@@ -11,9 +11,14 @@ Two evaluators, which can rank parameters differently on the same trials (opposi
 Studies: a sweep folder's stored study (``optuna.journal``, read through ``JournalStorage(JournalFileBackend)``;
 its objective is the sweep's metric) or, for runs without one, a study built from the runs table with
 ``optuna.create_trial``/``add_trial`` (one per sweep label; parameters = the given runs-table columns that vary,
-objective = ``target``). Either way the trials are copied into an in-memory study in which a non-finite objective
-(a diverged trial: Ray's reporter stores it as ±inf) becomes a FAIL trial, since importance is computed over
-COMPLETE trials only; the lr × batch heat map is where divergence shows.
+objective = ``target``). Either way the trials are copied into an in-memory study in which only a trial without a
+finite objective becomes a FAIL trial, since importance is computed over COMPLETE trials only.
+
+Diverged trials are *included* whenever their objective is finite (an accuracy objective is: a diverged model
+scores at chance level, its last logged value), in both kinds of study: divergence is an outcome of the
+hyperparameters, and leaving those trials out would hide exactly the learning rates that matter most. A diverged
+trial whose objective is NaN or infinite (a loss, or what Ray's reporter stored as ±inf) cannot be scored and is
+left out; the lr × batch heat map shows every divergence.
 """
 
 from __future__ import annotations
@@ -115,13 +120,13 @@ def _param_value(value: object, distribution: BaseDistribution) -> str | int | f
 
 def runs_study(runs: pd.DataFrame, params: Sequence[str], target: str, mode: str | None = None) -> optuna.Study:
     """A study with one trial per run: ``params`` (columns that vary; others are dropped) and ``target`` as the
-    objective (FAIL for diverged runs and missing values)."""
+    objective (diverged runs included with their value; FAIL where it is missing or not finite)."""
     require(runs, [*params, target])
     varying = [p for p in params if runs[p].nunique(dropna=True) > 1 and runs[p].notna().all()]
     distributions = {p: _distribution(runs[p]) for p in varying}
     trials = []
     for _, run in runs.iterrows():
-        value = float(run[target]) if pd.notna(run[target]) and not run["diverged"] else None
+        value = float(run[target]) if pd.notna(run[target]) and math.isfinite(run[target]) else None
         values = {p: _param_value(run[p], distributions[p]) for p in varying}
         trials.append(
             optuna.create_trial(

@@ -88,6 +88,8 @@ def run_dashboard(args: argparse.Namespace) -> int:
         print(f"{page.stem}: {page.page.title}")
     print(built.image_note)
     print(f"dashboard: {built.index.resolve().as_uri()}")
+    if built.pages:
+        print(f"headline ({built.pages[0].stem}): {built.pages[0].page.title}")
     if args.serve:
         serve(built.out, args.port)
     return 0

@@ -211,7 +211,9 @@ def band_figure(table: pd.DataFrame, colors: Colors, tolerance: float, metric: s
     figure.update_yaxes(
         title=f"{LR_TITLES[lr]} (log)", row=1, col=1, **log_axis(pd.concat([table["lr_low"], table["lr_high"]]))
     )
-    figure.update_xaxes(title="batch size B", type="category", row=1, col=2)
+    batches = [number(b) for b in sorted(table[BATCH].unique())]  # numeric order, whichever series comes first
+    figure.update_xaxes(title="batch size B", type="category", categoryorder="array", categoryarray=batches, row=1,
+                        col=2)
     figure.update_yaxes(title="band width (decades of lr)", rangemode="tozero", row=1, col=2)
     figure.update_layout(barmode="group")
     return finish(figure, title)

@@ -1,8 +1,9 @@
 """One page per view: its data tables (exported as CSV), figures, a title stating the result, and notes.
 
-``build_page(view, context)`` dispatches on the view kind (the keys of :data:`BUILDERS` are the view names of
-the dashboard files). A view whose data holds nothing to show (e.g. no run reached the target) yields a page
-with its tables and a note saying why, and no figure.
+The page builders of the shared view kinds, registered in :mod:`largebatch.dashboard.kinds` (whose
+``build_page(view, context)`` dispatches on the view kind), and what every page is made of (:class:`Context`,
+:class:`Page`, :func:`finished_page`). A view whose data holds nothing to show (e.g. no run reached the target)
+yields a page with its tables and a note saying why, and no figure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from largebatch.analysis import (
+    NamedStudy,
     Results,
     compare_prediction,
     curves,
@@ -36,8 +38,7 @@ from largebatch.analysis import (
     trust_ratio_history,
 )
 from largebatch.analysis.cells import BATCH
-from largebatch.analysis.tables import filter_runs
-from largebatch.dashboard import config as cfg
+from largebatch.dashboard import views as cfg
 from largebatch.dashboard import figures
 from largebatch.dashboard.style import number
 from largebatch.train.optimizers import LAYERWISE
@@ -86,7 +87,7 @@ def gap_page(view: cfg.GapView, ctx: Context) -> Page:
         "eval.gen_gap = train accuracy − validation accuracy of the final model (positive: overfits).",
     ]
     figs = [figures.gap_figure(table, ctx.colors, view.gap, title)] if table["gap"].notna().any() else []
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def heatmap_page(view: cfg.HeatmapView, ctx: Context) -> Page:
@@ -99,7 +100,7 @@ def heatmap_page(view: cfg.HeatmapView, ctx: Context) -> Page:
     if not finite.empty:
         top = finite.loc[finite["value"].idxmax() if best == "max" else finite["value"].idxmin()]
         claim = (
-            f"best {number(top['value'])} ({top['series']}, B={top[BATCH]}, lr={number(top['lr'])}); "
+            f"best {number(top['value'])} ({top['series']}, B={top[BATCH]}, lr={number(top['best_lr'])}); "
             f"{int(grid['diverged'].sum())} of {len(grid)} cells diverged"
         )
     title = f"{view.metric} over learning rate × batch size: {claim}"
@@ -108,7 +109,7 @@ def heatmap_page(view: cfg.HeatmapView, ctx: Context) -> Page:
         f"diverged; '(k/n div.)': k of its n runs diverged. Learning rates ({view.lr}) are binned "
         f"{view.bins_per_decade} per decade; a column's label is the geometric mean of the rates in its bin."
     ]
-    return _page(
+    return finished_page(
         title, {"": grid}, [figures.heatmap_figure(grid, view.metric, view.lr, title)] if len(grid) else [], notes
     )
 
@@ -143,7 +144,7 @@ def band_page(view: cfg.BandView, ctx: Context) -> Page:
         if table["n_good"].any()
         else []
     )
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
@@ -161,11 +162,24 @@ def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
     notes.append(
         "Importances are normalised per study and evaluator. PED-ANOVA (Watanabe et al. 2023: how the top 10% of "
         "trials differ from all) and fANOVA (Hutter et al. 2014: variance of a random-forest fit) measure different "
-        "things and can disagree; diverged trials are excluded (FAIL)."
+        "things and can disagree."
     )
+    notes.append(_diverged_note(found))
     if table.empty:
         notes.append("No study has two or more complete trials with a varying parameter.")
-    return _page(title, {"": table}, [figures.importance_figure(table, title)] if not table.empty else [], notes)
+    figs = [figures.importance_figure(table, title)] if not table.empty else []
+    return finished_page(title, {"": table}, figs, notes)
+
+
+def _diverged_note(found: Sequence[NamedStudy]) -> str:
+    """How many diverged trials the studies score (finite objective) and leave out (FAIL), from the studies."""
+    total = sum(len(s.study.trials) for s in found)
+    scored = sum(s.n_complete for s in found)
+    return (
+        f"Diverged trials are included with their objective where it is finite (a diverged model's accuracy is at "
+        f"chance): divergence is an outcome of the hyperparameters. {scored} of {total} trials are scored; the "
+        f"{total - scored} without a finite objective are left out (FAIL)."
+    )
 
 
 def steps_page(view: cfg.StepsView, ctx: Context) -> Page:
@@ -194,7 +208,7 @@ def steps_page(view: cfg.StepsView, ctx: Context) -> Page:
         notes.append(
             "Target not reached at: " + ", ".join(f"{r.series} B={getattr(r, BATCH)}" for r in missed.itertuples())
         )
-    return _page(
+    return finished_page(
         title,
         {"": table},
         [figures.steps_figure(table, ctx.colors, view.metric, view.target, title)] if claim else [],
@@ -208,7 +222,8 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
     history = trust_ratio_history(layers, selected["run_id"])
     at_init = trust_ratio_at_init(layers, selected)
     if selected.empty:
-        return _page("Per-layer trust ratios: no run with layer telemetry", {"": history, "init": at_init}, [], [])
+        title = "Per-layer trust ratios: no run with layer telemetry"
+        return finished_page(title, {"": history, "init": at_init}, [], [])
     applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(LAYERWISE), strict=True))
     title = f"Per-layer trust ratio over training, best run per {view.per}: " + _spread_at_init(
         at_init, selected, applied
@@ -222,7 +237,7 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
         figures.trust_figure(history, selected, applied, title),
         figures.table_figure(at_init, "Trust ratio at the first recorded step, per layer (rows) and run (columns)"),
     ]
-    return _page(title, {"": history, "init": at_init}, figs, notes)
+    return finished_page(title, {"": history, "init": at_init}, figs, notes)
 
 
 def _spread_at_init(at_init: pd.DataFrame, selected: pd.DataFrame, applied: dict[str, bool]) -> str:
@@ -247,7 +262,8 @@ def lr_scaling_page(view: cfg.LrScalingView, ctx: Context) -> Page:
         "(Goyal et al. 2017 linear; Hoffer et al. 2017 sqrt); α: least-squares slope on log-log axes. Open markers: "
         "lr* at the edge of the rates tried (the optimum may lie outside the grid)."
     ]
-    return _page(title, {"": table}, [figures.lr_scaling_figure(table, ctx.colors, title)] if len(table) else [], notes)
+    figs = [figures.lr_scaling_figure(table, ctx.colors, title)] if len(table) else []
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def curves_page(view: cfg.CurvesView, ctx: Context) -> Page:
@@ -262,7 +278,7 @@ def curves_page(view: cfg.CurvesView, ctx: Context) -> Page:
     if missing:
         notes.append(f"Not logged by these runs: {', '.join(missing)}")
     figs = [figures.curves_figure(table, present, view.x, view.log_x, title)] if present else []
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
 def _regime_rule(tolerance: float) -> str:
@@ -338,7 +354,7 @@ def regimes_page(view: cfg.RegimesView, ctx: Context) -> Page:
         figs.append(figures.regimes_figure(steps, fits, points, predicted, ctx.colors, rule, title))
     if not fits.empty:
         figs.append(figures.table_figure(_fit_summary(fits), "Fitted S(B) = S_min·(1 + B_crit/B) per series"))
-    return _page(title, {k: t for k, t in tables.items() if k == "" or not t.empty}, figs, notes)
+    return finished_page(title, {k: t for k, t in tables.items() if k == "" or not t.empty}, figs, notes)
 
 
 def _fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
@@ -387,30 +403,11 @@ def sharpness_page(view: cfg.SharpnessView, ctx: Context) -> Page:
         "not at equal epochs.",
     ]
     figs = [figures.sharpness_figure(table, ctx.colors, view.sharpness, view.gap, title)] if len(table) else []
-    return _page(title, {"": table}, figs, notes)
+    return finished_page(title, {"": table}, figs, notes)
 
 
-def _page(title: str, tables: dict[str, pd.DataFrame], figs: list[go.Figure], notes: list[str]) -> Page:
+def finished_page(title: str, tables: dict[str, pd.DataFrame], figs: list[go.Figure], notes: list[str]) -> Page:
+    """The page, with a note when it has no figure; empty notes dropped."""
     if not figs:
         notes = [*notes, "Nothing to plot for these runs (see the data table)."]
     return Page(title, tables, figs, [n for n in notes if n])
-
-
-BUILDERS: dict[str, Callable[[Any, Context], Page]] = {
-    "generalization_gap": gap_page,
-    "lr_heatmap": heatmap_page,
-    "good_lr_band": band_page,
-    "importance": importance_page,
-    "steps_to_target": steps_page,
-    "trust_ratio": trust_page,
-    "lr_scaling": lr_scaling_page,
-    "curves": curves_page,
-    "scaling_regimes": regimes_page,
-    "sharpness": sharpness_page,
-}
-
-
-def build_page(view: cfg.BaseView, ctx: Context) -> Page:
-    """The page of ``view`` over ``ctx`` (its own ``filters`` applied to the dashboard's runs)."""
-    runs = filter_runs(ctx.runs, view.filters) if view.filters else ctx.runs
-    return BUILDERS[view.kind](view, Context(ctx.results, runs, ctx.by, ctx.colors))

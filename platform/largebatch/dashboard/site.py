@@ -2,7 +2,8 @@
 
 Layout of ``out/``::
 
-    index.html                      the dashboards, their pages (with each page's result) and the runs loaded
+    index.html                      the headline (first view's result and figure), the dashboards, their pages
+                                    (with each page's result) and the runs loaded
     <dashboard>-<view>.html         one page per view
     plotly.min.js                   the Plotly library, written once and shared by every page (never a CDN)
     data/<dashboard>-<view>[-<table>].csv   each view's data
@@ -35,6 +36,7 @@ CHROME_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1280px; color: #222; }
 nav { font-size: 0.9rem; margin-bottom: 1rem; } nav a { margin-right: 0.8rem; }
+.headline { font-size: 1.15rem; font-weight: 600; }
 h1 { font-size: 1.5rem; margin-bottom: 0.2rem; } .sub { color: #555; margin-top: 0; }
 .notes { color: #333; font-size: 0.92rem; } .files { font-size: 0.9rem; }
 table.runs { border-collapse: collapse; font-size: 0.85rem; }
@@ -95,11 +97,22 @@ def _page_html(built: BuiltPage, pages: Sequence[BuiltPage], description: str, i
     return _document(f"{built.heading} — {built.dashboard_title}", "\n".join(body))
 
 
+def _headline_html(headline: BuiltPage) -> list[str]:
+    """The first view's result sentence and first figure, at the top of the index."""
+    page = headline.page
+    figure = [
+        pio.to_html(page.figures[0], include_plotlyjs=False, full_html=False, config=PLOT_CONFIG, div_id="headline")
+    ] if page.figures else []
+    link = f'<a href="{headline.stem}.html">{html.escape(headline.heading)}</a>'
+    return [f'<p class="headline">{html.escape(page.title)}. ({link})</p>', *figure]
+
+
 def _index_html(pages: Sequence[BuiltPage], runs: pd.DataFrame, sources: Sequence[str], image_note: str) -> str:
     body = [
         "<h1>largebatch dashboards</h1>",
         f'<p class="sub">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {len(runs)} runs under '
         f"{html.escape(', '.join(sources))}. {html.escape(image_note)}</p>",
+        *(_headline_html(pages[0]) if pages else []),
     ]
     for dashboard in dict.fromkeys(p.dashboard for p in pages):
         own = [p for p in pages if p.dashboard == dashboard]

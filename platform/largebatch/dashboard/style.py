@@ -16,6 +16,7 @@ WIDTH = 1200  # px: the HTML pages are fluid; PNG exports use this width and eac
 BATCH_TITLE = "effective batch size B (samples/step)"
 LR_TITLES = {"lr": "peak learning rate", "optimizer.lr": "base learning rate (optimizer.lr)"}
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+MIN_LOG_SPAN = 4.0  # narrowest factor a log axis shows (see log_axis)
 DODGE_DECADES = 0.015  # horizontal offset between series on log batch axes, so equal values stay visible
 
 
@@ -38,16 +39,25 @@ def log_ticks(values: Sequence[float]) -> dict[str, object]:
 
 def log_axis(values: Iterable[float]) -> dict[str, object]:
     """Settings for a log axis over ``values``: ticks at 1, 2, 5 × 10^k inside their range, or three evenly
-    spaced (2 significant digits) when the range is too narrow for two of those."""
+    spaced (2 significant digits) when the range is too narrow for two of those. Values spanning less than a
+    factor :data:`MIN_LOG_SPAN` (e.g. one value, or a flat line) get an explicit range that wide around their
+    geometric centre, so the axis always shows at least two labelled ticks."""
     data = np.asarray([v for v in values if v > 0 and np.isfinite(v)], dtype=float)
     if data.size == 0:
         return {"type": "log"}
     low, high = data.min(), data.max()
+    widened = high / low < MIN_LOG_SPAN
+    if widened:
+        centre, half = math.sqrt(low * high), math.sqrt(MIN_LOG_SPAN)
+        low, high = centre / half, centre * half
     decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
     ticks = [m * 10.0**k for k in decades for m in (1, 2, 5) if low / 1.25 <= m * 10.0**k <= high * 1.25]
     if len(ticks) < 2:
         ticks = sorted({float(f"{v:.2g}") for v in np.geomspace(low, high, 3)})
-    return {"type": "log", "tickvals": ticks, "ticktext": [number(t) for t in ticks]}
+    settings: dict[str, object] = {"type": "log", "tickvals": ticks, "ticktext": [number(t) for t in ticks]}
+    if widened:
+        settings["range"] = [math.log10(min(low, *ticks) / 1.1), math.log10(max(high, *ticks) * 1.1)]
+    return settings
 
 
 def dodge(values: Sequence[float], index: int, count: int) -> np.ndarray:

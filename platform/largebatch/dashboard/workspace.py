@@ -1,4 +1,5 @@
-"""The dashboards as W&B workspaces (``wandb-workspaces``), one per dashboard file, from the same view list.
+"""The dashboards as W&B workspaces (``wandb-workspaces``), one per dashboard file, from the same view list; each
+kind's panels are registered in :mod:`largebatch.dashboard.kinds`.
 
 W&B computes panels from the runs mirrored to a project (the runs' ``wandb/`` folders, uploaded with
 ``wandb sync``), so a view becomes the panels that show the same data rather than the same computation:
@@ -17,23 +18,27 @@ scaling_regimes     as steps_to_target, plus the logged noise scale vs step by b
 sharpness           scatter of λ_max vs batch size (log-log) and of the gap vs batch size
 ==================  ====================================================================================
 
-Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation), ``final.X`` and
-``best.X`` → summary ``X`` (W&B keeps the last value), ``lr`` → config ``plan.lr``, other columns → config
-keys (``optimizer.name``). Runs-table columns with no W&B counterpart (``sweep``, ``status``, ``diverged``)
+Kinds defined in their own module (e.g. ``band_survival`` in :mod:`largebatch.dashboard.survival`) describe their
+panels there. Column names map to W&B keys: ``eval.X`` → summary ``eval/X`` (the mirror's final evaluation),
+``final.X`` and ``best.X`` → summary ``X`` (W&B keeps the last value), ``lr`` → config ``plan.lr``, other columns →
+config keys (``optimizer.name``). Runs-table columns with no W&B counterpart (``sweep``, ``status``, ``diverged``)
 cannot filter or group a workspace and are reported. Offline, :func:`workspace_spec` is the JSON that
 ``Workspace.save()`` would send (``Workspace._to_model()``); publishing needs an API key and the network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 from wandb_workspaces import expr
 
-from largebatch.dashboard import config as cfg
+from largebatch.dashboard import views as cfg
+
+if TYPE_CHECKING:
+    from largebatch.dashboard.config import DashboardConfig
 
 STEP = "trainer/global_step"  # Lightning's WandbLogger step metric
 UNMAPPED = ("sweep", "sweep_dir", "status", "diverged", "path", "run_id", "series")
@@ -54,7 +59,8 @@ def wandb_key(column: str) -> Key | None:
     return wr.Config(column)
 
 
-def _key(column: str) -> Key:
+def wandb_column(column: str) -> Key:
+    """:func:`wandb_key`, or ValueError for a column with no W&B counterpart."""
     key = wandb_key(column)
     if key is None:
         raise ValueError(f"column {column!r} has no W&B counterpart")
@@ -62,45 +68,48 @@ def _key(column: str) -> Key:
 
 
 def _filter_key(column: str) -> Any:
-    key = _key(column)
+    key = wandb_column(column)
     return expr.Config(key.name) if isinstance(key, wr.Config) else expr.Summary(key.name)
 
 
 def _columns(columns: Sequence[tuple[str, bool]]) -> list[wr.ParallelCoordinatesPlotColumn]:
-    return [wr.ParallelCoordinatesPlotColumn(metric=_key(c), log=log or None) for c, log in columns]
+    return [wr.ParallelCoordinatesPlotColumn(metric=wandb_column(c), log=log or None) for c, log in columns]
 
 
-def _gap(view: cfg.GapView) -> list[Any]:
+def gap_panels(view: cfg.GapView) -> list[Any]:
     return [
-        wr.ScatterPlot(title=f"{view.gap} vs batch size", x=wr.Config("batch_size"), y=_key(view.gap), log_x=True),
-        wr.ScatterPlot(title=f"{view.gap} vs peak lr (spread over lr)", x=_key("lr"), y=_key(view.gap), log_x=True),
+        wr.ScatterPlot(title=f"{view.gap} vs batch size", x=wr.Config("batch_size"), y=wandb_column(view.gap),
+                       log_x=True),
+        wr.ScatterPlot(title=f"{view.gap} vs peak lr (spread over lr)", x=wandb_column("lr"),
+                       y=wandb_column(view.gap), log_x=True),
     ]
 
 
-def _heatmap(view: cfg.HeatmapView) -> list[Any]:
+def heatmap_panels(view: cfg.HeatmapView) -> list[Any]:
     columns = _columns([("optimizer.name", False), ("batch_size", True), ("lr", True), (view.metric, False)])
     return [
         wr.ParallelCoordinatesPlot(title=f"{view.metric} over lr × batch size", columns=columns),
-        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=_key("lr"), y=_key(view.metric), log_x=True),
+        wr.ScatterPlot(title=f"{view.metric} vs peak lr", x=wandb_column("lr"), y=wandb_column(view.metric),
+                       log_x=True),
     ]
 
 
-def _band(view: cfg.BandView) -> list[Any]:
+def band_panels(view: cfg.BandView) -> list[Any]:
     return [
         wr.ScatterPlot(
             title=f"{view.metric} vs peak lr (good band: within {view.tolerance} of the best)",
-            x=_key("lr"),
-            y=_key(view.metric),
+            x=wandb_column("lr"),
+            y=wandb_column(view.metric),
             log_x=True,
         )
     ]
 
 
-def _importance(view: cfg.ImportanceView) -> list[Any]:
-    return [wr.ParameterImportancePlot(with_respect_to=_key(view.target).name)]
+def importance_panels(view: cfg.ImportanceView) -> list[Any]:
+    return [wr.ParameterImportancePlot(with_respect_to=wandb_column(view.target).name)]
 
 
-def _steps(view: cfg.StepsView) -> list[Any]:
+def steps_panels(view: cfg.StepsView) -> list[Any]:
     return [
         wr.LinePlot(
             title=f"{view.metric} vs step, best run per batch size (target {view.target})",
@@ -114,20 +123,21 @@ def _steps(view: cfg.StepsView) -> list[Any]:
     ]
 
 
-def _trust(view: cfg.TrustView) -> list[Any]:
+def trust_panels(view: cfg.TrustView) -> list[Any]:
     metrics = ["trust_ratio/min", "trust_ratio/median", "trust_ratio/max"]
     return [wr.LinePlot(title="trust ratio across layers (min/median/max) vs step", x=STEP, y=metrics, log_y=True)]
 
 
-def _lr_scaling(view: cfg.LrScalingView) -> list[Any]:
+def lr_scaling_panels(view: cfg.LrScalingView) -> list[Any]:
     columns = _columns([("batch_size", True), ("lr", True), (view.select, False)])
     return [
-        wr.ScatterPlot(title="peak lr vs batch size", x=wr.Config("batch_size"), y=_key("lr"), log_x=True, log_y=True),
+        wr.ScatterPlot(title="peak lr vs batch size", x=wr.Config("batch_size"), y=wandb_column("lr"), log_x=True,
+                       log_y=True),
         wr.ParallelCoordinatesPlot(title=f"batch size → peak lr → {view.select}", columns=columns),
     ]
 
 
-def _curves(view: cfg.CurvesView) -> list[Any]:
+def curves_panels(view: cfg.CurvesView) -> list[Any]:
     return [
         wr.LinePlot(
             title=f"{metric} vs step, by batch size",
@@ -140,8 +150,8 @@ def _curves(view: cfg.CurvesView) -> list[Any]:
     ]
 
 
-def _regimes(view: cfg.RegimesView) -> list[Any]:
-    panels = _steps(view)
+def regimes_panels(view: cfg.RegimesView) -> list[Any]:
+    panels = steps_panels(view)
     if view.noise_scale:
         panels.append(
             wr.LinePlot(title=f"{view.noise_scale} vs step, by batch size", x=STEP, y=[view.noise_scale], log_y=True,
@@ -150,30 +160,16 @@ def _regimes(view: cfg.RegimesView) -> list[Any]:
     return panels
 
 
-def _sharpness(view: cfg.SharpnessView) -> list[Any]:
+def sharpness_panels(view: cfg.SharpnessView) -> list[Any]:
     return [
-        wr.ScatterPlot(title=f"{view.sharpness} vs batch size", x=wr.Config("batch_size"), y=_key(view.sharpness),
-                       log_x=True, log_y=True),
-        *_gap(cfg.GapView(view="generalization_gap", gap=view.gap, select=view.select, mode=view.mode))[:1],
+        wr.ScatterPlot(title=f"{view.sharpness} vs batch size", x=wr.Config("batch_size"),
+                       y=wandb_column(view.sharpness), log_x=True, log_y=True),
+        *gap_panels(cfg.GapView(view="generalization_gap", gap=view.gap, select=view.select, mode=view.mode))[:1],
     ]
 
 
-PANELS: dict[str, Callable[[Any], list[Any]]] = {
-    "generalization_gap": _gap,
-    "lr_heatmap": _heatmap,
-    "good_lr_band": _band,
-    "importance": _importance,
-    "steps_to_target": _steps,
-    "trust_ratio": _trust,
-    "lr_scaling": _lr_scaling,
-    "curves": _curves,
-    "scaling_regimes": _regimes,
-    "sharpness": _sharpness,
-}
-
-
 def build_workspace(
-    config: cfg.DashboardConfig, entity: str, project: str, run_ids: Sequence[str] = ()
+    config: DashboardConfig, entity: str, project: str, run_ids: Sequence[str] = ()
 ) -> tuple[ws.Workspace, list[str]]:
     """The W&B workspace of one dashboard (a section per view) and notes on what could not be carried over.
 
@@ -198,7 +194,9 @@ def build_workspace(
         for v in config.views
         if v.filters
     ]
-    sections = [ws.Section(name=v.heading, panels=PANELS[v.kind](v), is_open=True) for v in config.views]
+    from largebatch.dashboard.kinds import KINDS  # the registry imports this module's panels
+
+    sections = [ws.Section(name=v.heading, panels=KINDS[v.kind].panels(v), is_open=True) for v in config.views]
     workspace = ws.Workspace(
         name=config.title,
         entity=entity,

@@ -18,13 +18,18 @@ from lightning.pytorch.callbacks import Callback
 from largebatch.sweep.reporting import Report, finished_result, time_axes, with_finite_objective
 from largebatch.sweep.space import Sweep
 from largebatch.train.callbacks import GeneralizationGap, find
+from largebatch.train.module import STEP
 from largebatch.train.runner import RUN_DIR_ENV, train
 from largebatch.train.store import CONFIG
+
+POSITION = (STEP, "epoch")  # logged by the module to place its metrics; the time axes below say the same
 
 
 def epoch_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
     """The metrics and time axes of the epoch that just ended (see the module docstring)."""
-    metrics: dict[str, Any] = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    metrics: dict[str, Any] = {
+        name: float(value) for name, value in trainer.callback_metrics.items() if name not in POSITION
+    }
     for gap in find(trainer, GeneralizationGap):
         metrics.update({k: v for k, v in gap.last.items() if k != "epoch"})
     return {**metrics, **time_axes(trainer.global_step, pl_module.plan.as_dict()), "status": "running"}

@@ -16,6 +16,10 @@ from largebatch.train.optimizers import build_optimizer
 from largebatch.train.plan import BatchPlan, schedule_for
 
 Batch = tuple[Tensor, ...]
+# Logged with the metrics so that Lightning writes them at this step (its documented override) instead of its count
+# of batches that stepped, which lags one behind: every metric, Lightning's and the telemetry callbacks', then sits
+# at step N = optimizer updates done (``trainer.global_step`` after update N; samples = N × batch size).
+STEP = "step"
 
 
 class LargeBatchModule(pl.LightningModule):
@@ -35,9 +39,15 @@ class LargeBatchModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def _log_position(self, step: int, **how: Any) -> None:
+        """Log ``step`` (see :data:`STEP`) and the epoch, which Lightning adds itself only when no step is logged."""
+        self.log(STEP, float(step), **how)
+        self.log("epoch", float(self.current_epoch), **how)
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss_sum, correct, count = self.batch_losses(batch)
         loss = loss_sum / count
+        self._log_position(self.trainer.global_step + 1, on_step=True, on_epoch=False)  # the update this batch makes
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/acc", correct / count, on_step=True, on_epoch=False)
         return loss
@@ -45,6 +55,7 @@ class LargeBatchModule(pl.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss_sum, correct, count = self.batch_losses(batch)
         n = int(count)
+        self._log_position(self.trainer.global_step, on_epoch=True, batch_size=n)  # updates done so far
         self.log("val/loss", loss_sum / count, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
         self.log("val/acc", correct / count, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
 
