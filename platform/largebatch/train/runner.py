@@ -48,13 +48,24 @@ class RunResult:
     summary: dict[str, Any]
 
 
+def _on_gpu(config: ExperimentConfig) -> bool:
+    t = config.trainer
+    return t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
+
+
 def device_count(config: ExperimentConfig) -> int:
     """How many devices the trainer will use (needed before it exists, to split the batch)."""
-    t = config.trainer
-    gpu = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and torch.cuda.is_available())
-    if t.devices == "auto":
-        return torch.cuda.device_count() if gpu else 1
-    return t.devices
+    if config.trainer.devices == "auto":
+        return torch.cuda.device_count() if _on_gpu(config) else 1
+    return config.trainer.devices
+
+
+def check_precision(config: ExperimentConfig) -> None:
+    """Refuse ``16-mixed`` off a GPU: fp16 autocast has no CPU kernels, and Lightning would silently train in
+    ``bf16-mixed`` while the run records ``16-mixed``."""
+    if config.trainer.precision == "16-mixed" and not _on_gpu(config):
+        raise ConfigError("trainer.precision: '16-mixed' needs a CUDA GPU (fp16 autocast does not run on the CPU); "
+                          "on the CPU use one of 32-true, bf16-mixed, bf16-true, 64-true")
 
 
 def _progress_bar(setting: str) -> bool:
@@ -124,6 +135,7 @@ def _final_evaluation(
 
 def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningModule, BatchPlan]:
     """Data, model and batch plan for ``config`` (seeded), without a trainer."""
+    check_precision(config)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     try:
         splits = build_dataset(config.data.name, seed=config.seed, **config.data.options)
