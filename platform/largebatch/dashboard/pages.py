@@ -40,7 +40,7 @@ from largebatch.analysis.tables import filter_runs
 from largebatch.dashboard import config as cfg
 from largebatch.dashboard import figures
 from largebatch.dashboard.style import number
-from largebatch.train.optimizers import LAYERWISE
+from largebatch.optim.registry import layerwise_names
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
     at_init = trust_ratio_at_init(layers, selected)
     if selected.empty:
         return _page("Per-layer trust ratios: no run with layer telemetry", {"": history, "init": at_init}, [], [])
-    applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(LAYERWISE), strict=True))
+    applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(layerwise_names()), strict=True))
     title = f"Per-layer trust ratio over training, best run per {view.per}: " + _spread_at_init(
         at_init, selected, applied
     )

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from largebatch.optim import registry as optimizer_registry
 
 
 class ConfigError(ValueError):
@@ -38,18 +41,36 @@ class ExcludeConfig(Section):
     patterns: tuple[str, ...] = ()
 
 
-OptimizerName = Literal["sgd", "adamw", "adam", "adagrad", "lars", "lamb"]
-
-
 class OptimizerConfig(Section):
-    """``lr`` is the base rate at ``lr_scaling.reference_batch_size``; ``options`` go to the constructor."""
+    """``name`` is a registered optimizer (:mod:`largebatch.optim.registry`); ``lr`` is the base rate at
+    ``lr_scaling.reference_batch_size``; ``options`` go to the constructor and must be among its keywords."""
 
-    name: OptimizerName = "lamb"
+    name: str = "lamb"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, validate_default=True)  # checks the entry when none given
     exclude_from_weight_decay: ExcludeConfig = ExcludeConfig()
     exclude_from_adaptation: ExcludeConfig = ExcludeConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in optimizer_registry.names():
+            *others, last = (repr(n) for n in optimizer_registry.names())
+            raise PydanticCustomError("literal_error", "Input should be {expected}",  # pydantic's enum wording
+                                      {"expected": f"{', '.join(others)} or {last}"})
+        return name
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        if name is not None:  # else the name itself is reported
+            try:
+                optimizer_registry.entry(name).checked_options(options)
+            except optimizer_registry.UnknownOptionError as err:
+                raise PydanticCustomError("unknown_option", "{message}", {"message": str(err)}) from None
+        return options
 
 
 class ScalingConfig(Section):
@@ -159,7 +180,7 @@ class ExperimentConfig(Section):
     seed: int = 0
     data: Component
     model: Component
-    optimizer: OptimizerConfig = OptimizerConfig()
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int = Field(gt=0, description="effective batch: samples per optimizer step over all devices")
     max_micro_batch: int | None = Field(None, gt=0)
     lr_scaling: ScalingConfig = ScalingConfig()
