@@ -115,6 +115,7 @@ class LoggingConfig(Section):
     telemetry_every_n_steps: int = Field(10, gt=0)
     per_layer_to_loggers: bool = False
     progress_bar: Literal["auto", "on", "off"] = "auto"
+    progress_every_s: float = Field(30.0, ge=0, description="progress line period when stdout is no terminal; 0: off")
 
 
 class NoiseScaleConfig(Section):

@@ -24,8 +24,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from largebatch.data import build_dataset
 from largebatch.models import build_model
 from largebatch.train.callbacks import (
-    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
-    TrustRatioMonitor,
+    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, ProgressLog, SharpnessProbe,
+    Throughput, TrustRatioMonitor,
 )
 from largebatch.train.config import ConfigError, ExperimentConfig
 from largebatch.train.datamodule import TensorDataModule
@@ -99,6 +99,8 @@ def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
         "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
         "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
         **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
+        **({"progress": ProgressLog(every_s=config.logging.progress_every_s, samples_per_step=config.batch_size)}
+           if config.logging.progress_every_s and not sys.stdout.isatty() else {}),  # nohup, SLURM, CI, a pipe
     }
 
 
