@@ -27,6 +27,7 @@ from largebatch.train.callbacks import (
     CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, ProgressLog, SharpnessProbe,
     Throughput, TrustRatioMonitor,
 )
+from largebatch.train.chance import at_chance_warning
 from largebatch.train.config import ConfigError, ExperimentConfig
 from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
@@ -46,6 +47,7 @@ class RunResult:
     run_id: str
     status: str
     summary: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # what the caller should tell the user, e.g. a run that ended at chance level
 
 
 def _on_gpu(config: ExperimentConfig) -> bool:
@@ -253,4 +255,6 @@ def train(
         mirror.experiment.summary.update({f"eval/{k}": v for k, v in final.items() if math.isfinite(v)})
     store.close()
     finish_wandb()
-    return RunResult(store.path, store.run_id, status, summary)
+    chance = at_chance_warning(final, data.splits.meta.get("num_classes"),
+                               f"{config.optimizer.name} at peak lr {plan.lr:g}, batch {plan.batch_size}")
+    return RunResult(store.path, store.run_id, status, summary, (chance,) if chance else ())
