@@ -13,10 +13,13 @@ random search, optional ASHA early stopping). Results go to RUNS_ROOT/NAME/ (run
 optuna.journal, ray/); RUNS_ROOT defaults to the experiment's tracking.runs_root (./runs).
 
 Ray: a local cluster using every CPU is started and stopped by the command, unless --address (or RAY_ADDRESS)
-names an existing cluster, whose nodes must have largebatch installed (or receive it with the job):
-  ray job submit --address http://HEAD:8265 --working-dir . \\
-    --runtime-env-json '{"py_modules": ["platform/largebatch"]}' -- python -m largebatch sweep sweeps/X.yaml
-Multi-node clusters also need RUNS_ROOT on storage every node sees (NFS).
+names an existing cluster. A cluster of your own, with largebatch installed on every node (pip install -e .
+from a shared checkout):
+  on the head node:    ray start --head --port 6379
+  on each other node:  ray start --address HEAD:6379
+  then, on the head:   largebatch sweep sweeps/X.yaml --address HEAD:6379
+Multi-node clusters also need RUNS_ROOT on storage every node sees (NFS). (`ray job submit` needs Ray's job
+server, i.e. pip install "ray[default]" on the cluster; largebatch itself installs only ray[tune].)
 
 Interrupted (Ctrl-C, kill)? Run the same command with --resume: finished trials are kept, unfinished ones
 continue from their checkpoints.
