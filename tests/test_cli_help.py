@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 from largebatch.sweep.command import DESCRIPTION
 
@@ -17,6 +18,5 @@ def test_sweep_help_advises_only_commands_the_installed_ray_has() -> None:
             # the job server ships with ray[default]: the help may name it only as needing that extra
             assert re.search(r"`ray job submit` needs .*ray\[default\]", DESCRIPTION.replace("\n", " "))
             continue
-        ray = shutil.which("ray")
-        assert ray is not None
-        assert subprocess.run([ray, *command.split(), "--help"], capture_output=True, timeout=120).returncode == 0
+        ray = Path(sys.executable).parent / "ray"  # the console script ray installs next to the interpreter
+        assert subprocess.run([str(ray), *command.split(), "--help"], capture_output=True, timeout=120).returncode == 0
