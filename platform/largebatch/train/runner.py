@@ -99,7 +99,7 @@ def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
         "gap": GeneralizationGap(),
         # the guard folds every step's loss (on the device, on an accelerator) and syncs only when it checks
         "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
-        "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
+        "throughput": Throughput(every_n_steps=config.logging.every_n_steps, samples_per_step=config.batch_size),
         **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
         **({"progress": ProgressLog(every_s=config.logging.progress_every_s, samples_per_step=config.batch_size)}
            if config.logging.progress_every_s and not sys.stdout.isatty() else {}),  # nohup, SLURM, CI, a pipe
