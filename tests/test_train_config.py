@@ -111,6 +111,6 @@ def test_build_optimizer_from_config() -> None:
 
 
 def test_unknown_optimizer_option_lists_allowed() -> None:
-    with pytest.raises(ConfigError, match="key 'optimizer.options': unknown option.*momentum.*allowed:.*betas") as err:
-        validate(minimal(optimizer={"name": "lamb", "options": {"momentum": 0.9}}), "exp.yaml")
-    assert str(err.value).startswith("exp.yaml: ") and "\n" not in str(err.value)
+    config = validate(minimal(optimizer={"name": "lamb", "options": {"momentum": 0.9}}))
+    with pytest.raises(ConfigError, match="unknown option.*momentum.*allowed:.*betas"):
+        build_optimizer(config.optimizer, nn.Linear(2, 2), 0.1)
