@@ -203,9 +203,10 @@ def test_trust_ratio_for_other_optimizers_is_weight_over_grad_norm() -> None:
     _, rec = fit(net, [TrustRatioMonitor(every_n_steps=3, per_layer_to_loggers=True), probe], max_steps=7)
 
     assert [step for step, _ in rec.layers] == [1, 3, 6]
-    for step, table in rec.layers:
-        rows = rows_of(table)
-        metrics = next(m for s, m in rec.rows if s == step and "trust_ratio/min" in m)
+    for step, table in rec.layers:  # no param_names in SGD's groups: the LightningModule's names ("model.0.weight")
+        rows = {name.removeprefix("model."): row for name, row in rows_of(table).items()}
+        metrics = {k.replace("/model.", "/"): v for k, v in next(m for s, m in rec.rows
+                                                                 if s == step and "trust_ratio/min" in m).items()}
         for name, (w, g, lr) in probe.before[step].items():
             expected = w / g if w > 0 and g > 0 else 1.0
             assert rows[name]["weight_norm"] == pytest.approx(w, rel=1e-6)
@@ -216,7 +217,7 @@ def test_trust_ratio_for_other_optimizers_is_weight_over_grad_norm() -> None:
         ratios = [r["trust_ratio"] for r in rows.values()]
         assert metrics["trust_ratio/median"] == pytest.approx(statistics.median(ratios), rel=1e-12)
         assert (metrics["lr_layer/min"], metrics["lr_layer/max"]) == (0.05, 0.1)
-    assert rows_of(rec.layers[0][1])["2.bias"]["trust_ratio"] == 1.0
+    assert rows_of(rec.layers[0][1])["model.2.bias"]["trust_ratio"] == 1.0
 
 
 @pytest.mark.parametrize("norm_type", [2.0, math.inf])
@@ -237,7 +238,7 @@ def test_grad_norm_is_the_norm_of_the_accumulated_gradient(norm_type: float) -> 
     assert rec.series("grad_norm/global")[1] == pytest.approx(total, rel=1e-5)
     for name, g in grads.items():
         expected = torch.linalg.vector_norm(g, norm_type).item()
-        assert rec.series(f"grad_norm/{name}")[1] == pytest.approx(expected, rel=1e-5)
+        assert rec.series(f"grad_norm/model.{name}")[1] == pytest.approx(expected, rel=1e-5)  # LightningModule names
     initial.zero_grad()
     F.cross_entropy(initial(x1), y1).backward()  # the last micro-batch alone is not what was measured
     last_only = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in initial.parameters()]), norm_type)

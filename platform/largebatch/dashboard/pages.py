@@ -41,7 +41,7 @@ from largebatch.analysis.cells import BATCH
 from largebatch.dashboard import views as cfg
 from largebatch.dashboard import figures
 from largebatch.dashboard.style import number
-from largebatch.train.optimizers import LAYERWISE
+from largebatch.optim.registry import layerwise_names
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def trust_page(view: cfg.TrustView, ctx: Context) -> Page:
     if selected.empty:
         title = "Per-layer trust ratios: no run with layer telemetry"
         return finished_page(title, {"": history, "init": at_init}, [], [])
-    applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(LAYERWISE), strict=True))
+    applied = dict(zip(selected["run_id"], selected["optimizer.name"].isin(layerwise_names()), strict=True))
     title = f"Per-layer trust ratio over training, best run per {view.per}: " + _spread_at_init(
         at_init, selected, applied
     )

@@ -43,6 +43,12 @@ WeightDecayMode = Literal["adam_update", "decoupled"]
 class LAMB(LayerwiseOptimizer):
     """LAMB with the paper's defaults; see the module docstring for the equations.
 
+    Plain ``LAMB(model.parameters())`` adapts *every* tensor, biases and normalisation layers included (their
+    trust ratio can be huge: 43,433 on a bias-only group in one test), which neither paper does. Use
+    ``largebatch.optim.create_optimizer(model, "lamb", lr=..., weight_decay=...)``, which puts biases,
+    norm-layer and other 1-D parameters in groups with ``adapt=False`` and no weight decay (the plain Adam(W) step),
+    or build the groups with :func:`largebatch.optim.param_groups`.
+
     Args:
         params: parameters or parameter groups (see :func:`largebatch.optim.param_groups`); a group may set
             ``adapt=False`` to use the plain Adam(W) step (ratio 1) and its own ``weight_decay``.

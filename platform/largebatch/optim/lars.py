@@ -40,6 +40,12 @@ LrPlacement = Literal["momentum", "step"]
 class LARS(LayerwiseOptimizer):
     """LARS with momentum; see the module docstring for the equations and the two convention switches.
 
+    Plain ``LARS(model.parameters())`` adapts *every* tensor, biases and normalisation layers included (their
+    trust ratio can be huge: 43,433 on a bias-only group in one test), which neither paper does. Use
+    ``largebatch.optim.create_optimizer(model, "lars", lr=..., weight_decay=...)``, which puts biases,
+    norm-layer and other 1-D parameters in groups with ``adapt=False`` and no weight decay (the plain momentum-SGD step),
+    or build the groups with :func:`largebatch.optim.param_groups`.
+
     Args:
         params: parameters or parameter groups (see :func:`largebatch.optim.param_groups`); a group may set
             ``adapt=False`` (plain momentum SGD, λ = 1) and its own ``weight_decay``, independently.

@@ -19,12 +19,11 @@ logs: JSON and CSV, not TensorBoard). Locally workers inherit the driver's envir
 it through the job's ``runtime_env``.
 
 Workers import ``largebatch`` to run trials: locally it is this interpreter's installation; on a cluster,
-install the package on every node (``pip install -e .`` from a shared checkout) or ship it with the job, e.g.
-``ray job submit --address http://HEAD:8265 --working-dir . --runtime-env-json
-'{"py_modules": ["platform/largebatch"]}' -- python -m largebatch sweep sweeps/batch_scaling.yaml`` (a job's
-driver finds its cluster through ``RAY_ADDRESS``; the nodes still need largebatch's dependencies). Multi-node
-sweeps also need the runs root on storage every node sees (NFS), since trials write their run directories
-there.
+install the package on every node (``pip install -e .`` from a shared checkout), start Ray with ``ray start
+--head`` / ``ray start --address HEAD:6379`` and run the sweep on the head node with ``--address HEAD:6379``.
+(``ray job submit`` needs Ray's job server from ``ray[default]``, which largebatch does not install.)
+Multi-node sweeps also need the runs root on storage every node sees (NFS), since trials write their run
+directories there.
 """
 
 from __future__ import annotations

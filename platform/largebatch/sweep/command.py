@@ -14,11 +14,13 @@ optuna.journal, ray/); RUNS_ROOT defaults to the experiment's tracking.runs_root
 
 Ray: a local cluster using every CPU is started and stopped by the command (listening on 127.0.0.1 only, with
 Ray's token authentication; it ends with the command, even a killed one), unless --address (or RAY_ADDRESS)
-names an existing cluster, used as its owner configured it, whose nodes must have largebatch installed (or
-receive it with the job):
-  ray job submit --address http://HEAD:8265 --working-dir . \\
-    --runtime-env-json '{"py_modules": ["platform/largebatch"]}' -- python -m largebatch sweep sweeps/X.yaml
-Multi-node clusters also need RUNS_ROOT on storage every node sees (NFS).
+names an existing cluster, used as its owner configured it. A cluster of your own, with largebatch installed on
+every node (pip install -e . from a shared checkout), on a private network with token authentication on:
+  on the head node:    ray start --head --port 6379
+  on each other node:  ray start --address HEAD:6379
+  then, on the head:   largebatch sweep sweeps/X.yaml --address HEAD:6379
+Multi-node clusters also need RUNS_ROOT on storage every node sees (NFS). (`ray job submit` needs Ray's job
+server, i.e. pip install "ray[default]" on the cluster; largebatch itself installs only ray[tune].)
 
 Interrupted (Ctrl-C, kill -9, power cut)? Run the same command with --resume: finished trials are kept as they
 are, unfinished ones continue from their checkpoints, missing ones are added; the Optuna study is rebuilt from

@@ -73,7 +73,8 @@ def _tuner(sweep: Sweep, folder: SweepFolder, plan: Plan, trainable: Any, live: 
         ),
         run_config=tune.RunConfig(
             name=folder.ray_dir.name, storage_path=str(folder.root), verbose=0,
-            callbacks=[TrialLog(sweep, folder, live), CSVLoggerCallback(), JsonLoggerCallback()],
+            callbacks=[TrialLog(sweep, folder, live, expected=expected_trials(sweep)), CSVLoggerCallback(),
+                       JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=c.max_failures),
         ),
     )

@@ -79,6 +79,8 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"run {result.run_id}: {result.status} in {s.get('wall_time_s', 0):.1f}s, {s.get('steps')} steps"
           + (f"; {metrics}" if metrics else "") + (f"; diverged at {s['diverged_at']}" if s.get("diverged_at") else ""))
     print(f"results: {result.run_dir}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from largebatch.optim import registry as optimizer_registry
 from largebatch.train.yaml_loader import DuplicateKeyError, load_yaml
 
 
@@ -40,18 +42,29 @@ class ExcludeConfig(Section):
     patterns: tuple[str, ...] = ()
 
 
-OptimizerName = Literal["sgd", "adamw", "adam", "adagrad", "lars", "lamb"]
-
-
 class OptimizerConfig(Section):
-    """``lr`` is the base rate at ``lr_scaling.reference_batch_size``; ``options`` go to the constructor."""
+    """``name`` is a registered optimizer (:mod:`largebatch.optim.registry`); ``lr`` is the base rate at
+    ``lr_scaling.reference_batch_size``; ``options`` go to the constructor (checked against it on build)."""
 
-    name: OptimizerName = "lamb"
+    name: str = "lamb"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     options: dict[str, Any] = Field(default_factory=dict)
     exclude_from_weight_decay: ExcludeConfig = ExcludeConfig()
     exclude_from_adaptation: ExcludeConfig = ExcludeConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        """A registered optimizer whose entry holds together (checked against its class on first use, so an
+        incomplete registration fails here, loudly). ``options`` are checked against the constructor when the
+        optimizer is built: in a sweep, ``optimizer.name`` may be sampled after the options were validated."""
+        if name not in optimizer_registry.names():
+            *others, last = (repr(n) for n in optimizer_registry.names())
+            raise PydanticCustomError("literal_error", "Input should be {expected}",  # pydantic's enum wording
+                                      {"expected": f"{', '.join(others)} or {last}"})
+        optimizer_registry.entry(name).cls  # noqa: B018 - the entry's check runs on first access
+        return name
 
 
 class ScalingConfig(Section):
@@ -96,6 +109,7 @@ class LoggingConfig(Section):
     telemetry_every_n_steps: int = Field(10, gt=0)
     per_layer_to_loggers: bool = False
     progress_bar: Literal["auto", "on", "off"] = "auto"
+    progress_every_s: float = Field(30.0, ge=0, description="progress line period when stdout is no terminal; 0: off")
 
 
 class NoiseScaleConfig(Section):
@@ -167,7 +181,7 @@ class ExperimentConfig(Section):
     seed: int = 0
     data: Component
     model: Component
-    optimizer: OptimizerConfig = OptimizerConfig()
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int = Field(gt=0, description="effective batch: samples per optimizer step over all devices")
     max_micro_batch: int | None = Field(None, gt=0)
     lr_scaling: ScalingConfig = ScalingConfig()

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.plugins import Precision
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -61,13 +62,21 @@ class LargeBatchModule(pl.LightningModule):
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
-        """Mean loss and accuracy over ``batches`` in eval mode (train mode restored afterwards)."""
+        """Mean loss and accuracy over ``batches`` in eval mode (train mode restored afterwards).
+
+        Batches go the way Lightning's evaluation loop feeds them: onto the module's device, converted by the
+        trainer's precision plugin (``convert_input``: float inputs to bf16 under ``bf16-true``, to float64
+        under ``64-true``) and run inside its ``val_step_context`` (autocast under ``*-mixed``). Without a
+        trainer they are only moved to the device.
+        """
+        precision = self._trainer.precision_plugin if self._trainer is not None else Precision()
         was_training = self.model.training
         self.model.eval()
         totals = torch.zeros(3, device=self.device, dtype=torch.float64)
-        for batch in batches:
-            batch = tuple(t.to(self.device) for t in batch)
-            totals += torch.stack([v.double() for v in self.batch_losses(batch)])
+        with precision.val_step_context():
+            for batch in batches:
+                batch = precision.convert_input(tuple(t.to(self.device) for t in batch))
+                totals += torch.stack([v.double() for v in self.batch_losses(batch)])
         self.model.train(was_training)
         loss_sum, correct, count = totals.tolist()
         return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}

@@ -24,9 +24,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from largebatch.data import build_dataset
 from largebatch.models import build_model
 from largebatch.train.callbacks import (
-    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
-    TrustRatioMonitor,
+    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, ProgressLog, SharpnessProbe,
+    Throughput, TrustRatioMonitor,
 )
+from largebatch.train.chance import at_chance_warning
 from largebatch.train.config import ConfigError, ExperimentConfig
 from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
@@ -46,6 +47,7 @@ class RunResult:
     run_id: str
     status: str
     summary: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # what the caller should tell the user, e.g. a run that ended at chance level
 
 
 def _uses_cuda(config: ExperimentConfig) -> bool:
@@ -80,6 +82,14 @@ def check_devices(config: ExperimentConfig) -> None:
                           f"use trainer.devices={max(available, 1)} or fewer")
 
 
+def check_precision(config: ExperimentConfig) -> None:
+    """Refuse ``16-mixed`` off a GPU: fp16 autocast has no CPU kernels, and Lightning would silently train in
+    ``bf16-mixed`` while the run records ``16-mixed``."""
+    if config.trainer.precision == "16-mixed" and not _uses_cuda(config):
+        raise ConfigError("trainer.precision: '16-mixed' needs a CUDA GPU (fp16 autocast does not run on the CPU); "
+                          "on the CPU use one of 32-true, bf16-mixed, bf16-true, 64-true")
+
+
 def _progress_bar(setting: str) -> bool:
     if setting == "auto":
         return sys.stderr.isatty() and not os.environ.get("CI")
@@ -109,8 +119,10 @@ def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
         "gap": GeneralizationGap(),
         # the guard folds every step's loss (on the device, on an accelerator) and syncs only when it checks
         "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
-        "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
+        "throughput": Throughput(every_n_steps=config.logging.every_n_steps, samples_per_step=config.batch_size),
         **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
+        **({"progress": ProgressLog(every_s=config.logging.progress_every_s, samples_per_step=config.batch_size)}
+           if config.logging.progress_every_s and not sys.stdout.isatty() else {}),  # nohup, SLURM, CI, a pipe
     }
 
 
@@ -147,6 +159,7 @@ def _final_evaluation(
 
 def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningModule, BatchPlan]:
     """Data, model and batch plan for ``config`` (seeded), without a trainer."""
+    check_precision(config)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     try:
         splits = build_dataset(config.data.name, seed=config.seed, **config.data.options)
@@ -301,7 +314,9 @@ def _fit(
         mirror.experiment.summary.update({f"eval/{k}": v for k, v in summary["eval"].items() if math.isfinite(v)})
     store.close()
     finish_wandb()
-    return RunResult(store.path, store.run_id, summary["status"], summary)
+    chance = at_chance_warning(summary["eval"], data.splits.meta.get("num_classes"),
+                               f"{config.optimizer.name} at peak lr {plan.lr:g}, batch {plan.batch_size}")
+    return RunResult(store.path, store.run_id, summary["status"], summary, (chance,) if chance else ())
 
 
 def _record_outcome(store: RunStore, trainer: pl.Trainer, ours: Mapping[str, Callback], module: pl.LightningModule,

@@ -1,5 +1,5 @@
 """Telemetry callbacks for Lightning: trust ratios, gradient norms, generalization gap, divergence, throughput,
-the gradient noise scale and sharpness.
+the gradient noise scale and sharpness, and progress lines for logs.
 
 Each callback has one concern and writes straight to ``trainer.loggers`` (``log_metrics``, or whole blocks of
 steps with ``log_metric_block`` where a logger has it; per-layer tables also to loggers with ``log_layer_block`` or
@@ -13,11 +13,12 @@ from largebatch.train.callbacks.generalization_gap import GeneralizationGap
 from largebatch.train.callbacks.grad_norm import GradNormMonitor
 from largebatch.train.callbacks.group import CallbackGroup, find
 from largebatch.train.callbacks.noise_scale import NoiseScaleMonitor
+from largebatch.train.callbacks.progress import ProgressLog
 from largebatch.train.callbacks.sharpness import SharpnessProbe
 from largebatch.train.callbacks.throughput import Throughput
 from largebatch.train.callbacks.trust_ratio import TrustRatioMonitor
 
 __all__ = [
-    "CallbackGroup", "DivergenceGuard", "GeneralizationGap", "GradNormMonitor", "NoiseScaleMonitor", "SharpnessProbe",
+    "CallbackGroup", "DivergenceGuard", "GeneralizationGap", "GradNormMonitor", "NoiseScaleMonitor", "ProgressLog", "SharpnessProbe",
     "Throughput", "TrustRatioMonitor", "find",
 ]

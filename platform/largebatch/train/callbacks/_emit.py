@@ -229,8 +229,9 @@ _GRAD_NORMS: WeakKeyDictionary[torch.optim.Optimizer, tuple[int, float, list[str
 def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
     """(name, parameter, group) for every parameter of ``optimizer`` that has a gradient.
 
-    Names are the group's ``param_names`` (what LARS/LAMB statistics use), else ``model``'s parameter names,
-    else ``group{i}.param{j}``. The name table is built once per optimizer (and again if its groups grow).
+    Names are the group's ``param_names`` (what LARS/LAMB statistics use, and what
+    :func:`largebatch.optim.param_groups` sets), else ``model``'s parameter names (the monitors pass the
+    LightningModule: e.g. ``net.0.weight``), else ``group{i}.param{j}``. The name table is built once per optimizer (and again if its groups grow).
     """
     size = sum(len(group["params"]) for group in optimizer.param_groups)
     cached = _ALL_LAYERS.get(optimizer)
@@ -244,6 +245,14 @@ def named_layers(optimizer: torch.optim.Optimizer, model: nn.Module) -> Layers:
             layers.extend(zip(names, group["params"], [group] * len(names)))
         cached = _ALL_LAYERS[optimizer] = (size, layers)
     return [layer for layer in cached[1] if layer[1].grad is not None]
+
+
+def unnamed_to_module_names(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, str]:
+    """``model``'s names of the parameters in ``optimizer``'s groups without ``param_names``, keyed by the
+    ``group{i}.param{j}`` names that LARS/LAMB statistics give them (e.g. after ``LAMB(model.parameters())``)."""
+    model_names = {id(p): n for n, p in model.named_parameters()}
+    return {f"group{i}.param{j}": model_names[id(p)] for i, group in enumerate(optimizer.param_groups)
+            if not group.get("param_names") for j, p in enumerate(group["params"]) if id(p) in model_names}
 
 
 def step_stats(optimizer: torch.optim.Optimizer) -> list[LayerStats]:

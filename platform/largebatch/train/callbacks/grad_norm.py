@@ -16,6 +16,7 @@ from torch import Tensor
 
 from largebatch.train.callbacks._emit import (
     StepCallback, check_every, due, emit_block, grad_norms, step_sees_final_gradients, step_stats,
+    unnamed_to_module_names,
 )
 from largebatch.train.store import FLOAT32_DIGITS
 
@@ -41,6 +42,7 @@ class GradNormMonitor(StepCallback):
         self.norm_type = float(norm_type)
         self._measured: tuple[list[str], Tensor] | None = None
         self._keys: dict[tuple[str, ...], list[str]] = {}
+        self._renamed: dict[str, str] = {}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -48,10 +50,11 @@ class GradNormMonitor(StepCallback):
         # afterwards, nothing is measured before it
         reads_optimizer = self.norm_type == 2 and step_sees_final_gradients(trainer, trainer.optimizers[0])
         self.measures_before_step = not reads_optimizer
+        self._renamed = unnamed_to_module_names(trainer.optimizers[0], pl_module)
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         if due(step, self.every_n_steps):
-            self._measured = grad_norms(trainer.optimizers[0], pl_module.model, step, self.norm_type)
+            self._measured = grad_norms(trainer.optimizers[0], pl_module, step, self.norm_type)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         measured, self._measured = self._measured, None
@@ -63,7 +66,7 @@ class GradNormMonitor(StepCallback):
             if all(part.grad_norm is not None for part in parts):
                 names, per_layer = tuple(part.names for part in parts), [p.grad_norm for p in parts]
             else:
-                measured = grad_norms(optimizer, pl_module.model, step, self.norm_type)
+                measured = grad_norms(optimizer, pl_module, step, self.norm_type)
                 names, per_layer = (measured[0],), [measured[1]]
         if any(names):
             self.hold(step, per_layer, names)  # names: the same lists every step
@@ -76,5 +79,6 @@ class GradNormMonitor(StepCallback):
         names = tuple(name for part in context for name in part)
         keys = self._keys.get(names)
         if keys is None:
-            keys = self._keys[names] = ["grad_norm/global"] + [f"grad_norm/{name}" for name in names]
+            keys = self._keys[names] = ["grad_norm/global"] + [f"grad_norm/{self._renamed.get(name, name)}"
+                                                               for name in names]
         emit_block(trainer, steps, keys, torch.cat([global_norm, values], dim=1).flatten().tolist(), FLOAT32_DIGITS)

@@ -18,27 +18,40 @@ from torch import Tensor
 from largebatch.train.callbacks._emit import StepCallback, check_every, emit_block
 
 
+def samples_in(batch: Any) -> int:
+    """The number of samples in ``batch``: the length of its first tensor (batch dimension first), looking into
+    tuples, lists and dicts; ``len(batch)`` for anything else."""
+    while isinstance(batch, (tuple, list, dict)) and len(batch):
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return len(batch)
+
+
 class Throughput(StepCallback):
     """Logs ``throughput/samples_per_s`` and ``throughput/step_ms`` on the first optimizer step and every
     ``every_n_steps``-th, at ``step`` = ``trainer.global_step`` after the update.
 
     Time is ``time.perf_counter`` between ``on_train_batch_end`` calls that close an optimizer step; CUDA is
     synchronised only on logging steps, so each logged value is the mean over the steps since the last logged
-    one (exact however asynchronous the device is). ``samples_per_s`` is ``trainer.datamodule.effective_batch_size``
-    (samples per optimizer step over all micro-batches and devices) divided by the mean step time.
-    Windows restart at every training epoch start, and validation time is not counted. :meth:`summary` gives
-    the medians of the logged values. Values reach the loggers in blocks (see ``_emit``).
+    one (exact however asynchronous the device is). ``samples_per_s`` is ``samples_per_step`` (samples per
+    optimizer step over all micro-batches and devices) divided by the mean step time. Without ``samples_per_step``
+    it is counted once, from the first training batch: ``len`` of its first tensor (or of the batch itself) ×
+    ``trainer.accumulate_grad_batches`` × ``trainer.world_size`` — right for any Lightning project whose batches
+    are tensors or tuples/lists/dicts of tensors with the batch first and equally large; pass ``samples_per_step``
+    otherwise. Windows restart at every training epoch start, and validation time is not counted.
+    :meth:`summary` gives the medians of the logged values. Values reach the loggers in blocks (see ``_emit``).
     """
 
-    def __init__(self, every_n_steps: int = 10) -> None:
+    def __init__(self, every_n_steps: int = 10, samples_per_step: int | None = None) -> None:
         super().__init__()
         self.every_n_steps = check_every(every_n_steps)
+        if samples_per_step is not None and samples_per_step < 1:
+            raise ValueError(f"samples_per_step must be >= 1, got {samples_per_step}")
+        self.samples_per_step = samples_per_step
         self.samples_per_s: list[float] = []
         self.step_ms: list[float] = []
         self._start: float | None = None
         self._window_step = 0  # the optimizer step after which the current window started
         self._paused_at: float | None = None
-        self._batch = 0
         self._cuda: torch.device | None = None  # the module's device where it is a CUDA device
 
     def summary(self) -> dict[str, float]:
@@ -51,8 +64,12 @@ class Throughput(StepCallback):
         super().on_train_epoch_start(trainer, pl_module)
         self._cuda = pl_module.device if pl_module.device.type == "cuda" else None
         self._synchronize()
-        self._batch = trainer.datamodule.effective_batch_size
         self._start, self._window_step = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self.samples_per_step is None:  # once: the first batch of the fit
+            self.samples_per_step = samples_in(batch) * trainer.accumulate_grad_batches * trainer.world_size
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._start is not None:
@@ -72,7 +89,7 @@ class Throughput(StepCallback):
         now = time.perf_counter()
         step_s = (now - self._start) / (step - self._window_step)
         self._start, self._window_step = now, step
-        samples_per_s = self._batch / step_s
+        samples_per_s = self.samples_per_step / step_s  # type: ignore[operator]  (set at the first batch)
         self.samples_per_s.append(samples_per_s)
         self.step_ms.append(1000.0 * step_s)
         self.hold(step, [samples_per_s, 1000.0 * step_s])

@@ -29,6 +29,7 @@ from torch import Tensor
 from largebatch.optim import LayerStats, trust_ratio
 from largebatch.train.callbacks._emit import (
     Layers, StepCallback, check_every, due, emit_block, emit_layer_block, grad_norms, named_layers, norms, step_stats,
+    unnamed_to_module_names,
 )
 from largebatch.train.store import FLOAT32_DIGITS
 
@@ -70,6 +71,10 @@ class TrustRatioMonitor(StepCallback):
     ``log_layers``: the table ``layer, weight_norm, grad_norm, update_norm, trust_ratio, lr`` (NaN where unknown).
     The median of an even number of layers is the mean of the middle two; a NaN ratio sorts last (it shows as the
     max). Only the first optimizer of the trainer is watched.
+    Works in any Lightning project: it reads only ``trainer.optimizers[0]``, the gradients of its parameters and
+    the LightningModule's parameter names; layers are named by the groups' ``param_names`` where the optimizer has
+    them (:func:`largebatch.optim.param_groups` and :func:`largebatch.optim.create_optimizer` set them), else by
+    the LightningModule's parameter names.
     A logging step costs no tensor operation: the step's own statistics are held as they are, and a whole block
     of held steps is joined, aggregated and written at once.
     """
@@ -81,7 +86,8 @@ class TrustRatioMonitor(StepCallback):
         self._fallback: LayerStats | None = None
         self._grads: tuple[list[str], Tensor] | None = None
         self._frozen: set[str] | None = None
-        self._adapted: dict[tuple[str, ...], Tensor] = {}
+        self._adapted: dict[tuple[str, ...], tuple[list[str], Tensor]] = {}
+        self._renamed: dict[str, str] = {}
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         """‖g‖ (and, for optimizers without ``layer_stats()``, the fallback statistics) where the optimizer may not
@@ -90,17 +96,17 @@ class TrustRatioMonitor(StepCallback):
             return
         optimizer = trainer.optimizers[0]
         if hasattr(optimizer, "layer_stats"):
-            self._grads = grad_norms(optimizer, pl_module.model, step)
+            self._grads = grad_norms(optimizer, pl_module, step)
         else:
-            _, grad_norm = grad_norms(optimizer, pl_module.model, step)
-            self._fallback = would_be_lars(named_layers(optimizer, pl_module.model), grad_norm)
+            _, grad_norm = grad_norms(optimizer, pl_module, step)
+            self._fallback = would_be_lars(named_layers(optimizer, pl_module), grad_norm)
 
     def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         fallback, grads, self._fallback, self._grads = self._fallback, self._grads, None, None
         optimizer = trainer.optimizers[0]
         parts = [fallback] if fallback is not None else step_stats(optimizer)
         if self._frozen is None:  # the groups' adapt flags do not change during a fit
-            self._frozen = {name for name, _, group in named_layers(optimizer, pl_module.model)
+            self._frozen = {name for name, _, group in named_layers(optimizer, pl_module)
                             if not group.get("adapt", True)}
         if all(part.grad_norm is not None for part in parts):
             self.measures_before_step = fallback is not None  # else the optimizer reports ‖g‖ itself
@@ -108,7 +114,7 @@ class TrustRatioMonitor(StepCallback):
         else:
             assert grads is not None, "‖g‖ is measured before every logged step until the optimizer has reported it"
             columns = [part.weight_norm for part in parts]
-            columns.append(matched([name for part in parts for name in part.names], *grads))
+            columns.append(matched([self._renamed.get(name, name) for part in parts for name in part.names], *grads))
             columns += [getattr(part, column) for column in COLUMNS[2:] for part in parts]
         if any(part.names for part in parts):
             self.hold(step, columns, tuple(part.names for part in parts))  # the same name lists every step
@@ -117,16 +123,21 @@ class TrustRatioMonitor(StepCallback):
         self._frozen = None
         self._adapted.clear()
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._renamed = unnamed_to_module_names(trainer.optimizers[0], pl_module)
+
     def write(self, trainer: pl.Trainer, steps: list[int], values: Tensor, context: Any) -> None:
         """The tables and the aggregates over the adapted layers (those not in a group with ``adapt=False``)."""
-        names = [name for part in context for name in part]
+        key = tuple(name for part in context for name in part)
+        known = self._adapted.get(key)
+        if known is None:  # once per list of layers: the LightningModule's names, the adapted layers' columns
+            renamed = [self._renamed.get(name, name) for name in key]
+            known = self._adapted[key] = (renamed, torch.tensor(
+                [i for i, name in enumerate(renamed) if name not in (self._frozen or ())], dtype=torch.long))
+        names, adapted = known
         n = len(names)
         stats = values.view(len(steps), len(COLUMNS), n)
-        key = tuple(names)
-        adapted = self._adapted.get(key)
-        if adapted is None:
-            adapted = self._adapted[key] = torch.tensor(
-                [i for i, name in enumerate(names) if name not in (self._frozen or ())], dtype=torch.long)
         metric_names, blocks = [], []
         if len(adapted):
             for prefix, column in (("trust_ratio", stats[:, 3]), ("lr_layer", stats[:, 4])):
