@@ -83,7 +83,8 @@ def test_sweep_trial_log_prints_a_summary_line_when_not_live(tmp_path: Path, cap
     folder.write_sweep(sweep)
     log = TrialLog(sweep, folder, live=False, log_every_s=0.0, expected=3)
     log.setup()
-    trials = [SimpleNamespace(trial_id=f"t{i}", config={"batch_size": b}, num_failures=0, last_result={})
+    trials = [SimpleNamespace(trial_id=f"t{i}", config={"batch_size": b, "run_id": f"t{i}"}, num_failures=0,
+                              last_result={})
               for i, b in enumerate((64, 128, 256))]
     log.on_trial_start(0, trials, trials[0])
     log.on_trial_start(0, trials, trials[1])
@@ -111,7 +112,7 @@ def test_sweep_trial_log_waits_for_its_period(tmp_path: Path, capsys) -> None:
     folder.write_sweep(sweep)
     log = TrialLog(sweep, folder, live=False, log_every_s=3600)
     log.setup()
-    trial = SimpleNamespace(trial_id="a", config={}, num_failures=0, last_result={})
+    trial = SimpleNamespace(trial_id="a", config={"run_id": "a"}, num_failures=0, last_result={})
     log.on_trial_start(0, [trial], trial)
     assert capsys.readouterr().out == ""
     log.on_experiment_end([trial])
