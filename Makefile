@@ -12,7 +12,8 @@ setup:
 # (80 trials, Ray Tune, ~2 min on 2 CPU cores), its trials table, then the offline dashboard (open
 # dashboard_out/index.html), whose first page and last printed line give the answer. The browser is only for the
 # PNG export: without it the demo still succeeds, with a warning.
-demo: setup browser
+demo: browser
+	LARGEBATCH_EXTRAS= bash scripts/setup.sh
 	$(LB) sweep sweeps/quickstart.yaml --runs-root runs || $(LB) sweep sweeps/quickstart.yaml --runs-root runs --resume
 	$(LB) sweep status quickstart --root runs
 	$(LB) dashboard runs/quickstart --out dashboard_out

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${LARGEBATCH_VENV:-.venv}
 PY=${PYTHON:-python3}
 TORCH_SPEC=${LARGEBATCH_TORCH:-torch==2.13.0}   # a CPU wheel on these machines; GPU users set their own
-EXTRAS=${LARGEBATCH_EXTRAS:-dev}
+EXTRAS=${LARGEBATCH_EXTRAS-dev}   # `make demo` sets it empty: the main job needs none of the test tools
 
 "$PY" - <<'PYCHECK'
 import sys
@@ -19,8 +19,12 @@ PYCHECK
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 
 stamp="$VENV/.largebatch-setup"
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $EXTRAS $TORCH_SPEC"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c "import largebatch, torch" 2>/dev/null; then
+base="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $TORCH_SPEC"
+want="$base $EXTRAS"
+have=$(cat "$stamp" 2>/dev/null || true)
+# up to date: the same files and torch, with the extras asked for (or more: a venv set up for the tests runs the demo)
+if { [ "$have" = "$want" ] || { [ -z "$EXTRAS" ] && [ "${have% *}" = "$base" ]; }; } \
+    && "$VENV/bin/python" -c "import largebatch, torch" 2>/dev/null; then
   echo "setup: $VENV is up to date"
   exit 0
 fi
@@ -30,8 +34,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   echo "setup: installing $TORCH_SPEC"
   "${pip[@]}" install "$TORCH_SPEC"
 fi
-echo "setup: installing largebatch[$EXTRAS] (editable)"
-"${pip[@]}" install -e ".[$EXTRAS]"
+echo "setup: installing largebatch${EXTRAS:+[$EXTRAS]} (editable)"
+"${pip[@]}" install -e ".${EXTRAS:+[$EXTRAS]}"
 if [[ ",$EXTRAS," == *",dev,"* ]]; then
   # test/benchmark peer only: timm requires torchvision, which would replace this torch, so no deps
   "${pip[@]}" install --no-deps "timm==1.0.31"
