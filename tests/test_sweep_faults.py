@@ -92,6 +92,12 @@ def summaries(folder: Path) -> dict[str, str]:
     return found
 
 
+def logged(folder: Path) -> int:
+    """How many bytes of metrics the sweep's running trials have written."""
+    sizes = [(folder / "runs" / run / "metrics.csv") for run, status in summaries(folder).items() if status == "running"]
+    return sum(path.stat().st_size for path in sizes if path.exists())
+
+
 def test_a_local_sweep_listens_on_loopback_only_with_token_auth_and_leaves_nothing(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -223,3 +229,38 @@ def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one(tmp_path: Path
         assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == summary["final"]["val/acc"]
         assert trial.params == trials(folder)[trial.user_attrs["run_id"]]["params"]
     print(f"5 kills and 6 launches: {faulted:.0f} s")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stop", [signal.SIGTERM])
+def test_a_stopped_sweep_records_its_trial_interrupted_with_all_its_wandb_rows_and_resumes(
+    tmp_path: Path, env: dict[str, str], stop: signal.Signals
+) -> None:
+    from largebatch.train.store import RunStore
+    from largebatch.train.wandb_mirror import read_offline_history
+
+    path = sweep_file(tmp_path, "stop", grid={"batch_size": [32]}, num_samples=1, sample={}, budget={"epochs": 6},
+                      overrides=["data.options.num_samples=800", "model.options.channels=8", "optimizer.options={}",
+                                 "logging.every_n_steps=1", "tracking.wandb.mode=offline"])
+    folder = tmp_path / "runs" / "stop"
+    process = launch(path, tmp_path / "runs", env)
+    try:
+        wait_for(lambda: logged(folder) > 2000, process, 240, "the trial trained")
+        process.send_signal(stop)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 128 + stop, output
+    assert output.splitlines()[-1] == (f"stopped by {stop.name}; finish it with: largebatch sweep {path} --resume "
+                                       f"--runs-root {tmp_path / 'runs'}")
+    (run,) = (folder / "runs").iterdir()
+    assert summaries(folder) == {run.name: "interrupted"} and trials(folder)[run.name]["state"] == "pending"
+    metrics = RunStore.open(run).read_metrics()
+    (mirror,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    assert len(read_offline_history(mirror)["train/loss"]) == (metrics["name"] == "train/loss").sum() > 0
+    assert not (folder / "stop-requested").exists()
+
+    resumed = launch(path, tmp_path / "runs", env, "--resume")
+    output = resumed.communicate(timeout=240)[0]
+    assert resumed.returncode == 0 and "1 of 1 trials (1 completed)" in output, output
+    assert summaries(folder) == {run.name: "completed"}
