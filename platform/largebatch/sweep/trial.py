@@ -8,6 +8,8 @@ from step 0 with the earlier rows kept in the files and superseded (see ``largeb
 already finished (completed or diverged) is not trained again: its stored outcome is reported, which keeps a
 sweep killed before its trial index caught up from repeating finished trials. The run's ``provenance.json``
 holds the driver's launch provenance (:func:`largebatch.sweep.launch.launch_provenance`) over the trial's own.
+When the driver is stopped (SIGINT, SIGTERM), its stop request ends training as SIGTERM would (the run records
+``interrupted`` and finishes W&B) and the trial then waits for Tune to stop it (see :mod:`largebatch.sweep.stopping`).
 
 With ``devices_per_trial`` = 1 the run trains inside the trial's actor. With n > 1 the trial drives a Ray Train
 ``TorchTrainer`` of n workers, each running the same ``train`` with Lightning's ``RayDDPStrategy`` and
