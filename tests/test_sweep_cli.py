@@ -36,9 +36,9 @@ def sweep_file(tmp_path: Path, name: str, batch_sizes: list[int], samples: int, 
 
 @pytest.fixture
 def ray_env() -> Iterator[dict[str, str]]:
-    """The environment for commands that start Ray: its own short session folder."""
+    """The environment for commands that start Ray: its own short session folder, Ray's default authentication."""
     with tempfile.TemporaryDirectory(prefix="lbc-", dir="/tmp") as temp:
-        yield {**os.environ, "RAY_TMPDIR": temp, "RAY_AUTH_MODE": "disabled", "CI": "1"}
+        yield {**os.environ, "RAY_TMPDIR": temp, "CI": "1"}
 
 
 def sweep_command(*args: str) -> list[str]:

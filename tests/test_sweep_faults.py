@@ -1,6 +1,7 @@
-"""``largebatch sweep`` under attack: the local cluster listens on loopback only and is gone after the command, and
-a sweep killed with SIGKILL at five different moments (then a trial worker killed too) resumes each time to the end
-state of an uninterrupted sweep, with no Ray process outliving any kill."""
+"""``largebatch sweep`` under attack: a sweep killed with SIGKILL at five different moments (then a trial worker
+killed too) resumes each time to the end state of an uninterrupted sweep, with no Ray process outliving any kill;
+the uninterrupted sweep's cluster listens on loopback only, with Ray's token authentication, and is gone after the
+command; a sweep stopped by SIGTERM records its trial ``interrupted`` with a complete W&B mirror, and resumes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import yaml
 EXPERIMENT = str(Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml")
 RUN_FILES = ("config.yaml", "provenance.json", "summary.json", "metrics.csv", "layers.csv")
 REPO = Path(__file__).parents[1]
+OVERRIDES = ["data.options.num_samples=800", "model.options.channels=8", "optimizer.options={}",
+             "tracking.wandb.mode=disabled"]  # tiny trials; no W&B mirror, except where a test turns it on
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +41,7 @@ def env() -> Iterator[dict[str, str]]:
 
 def sweep_file(tmp_path: Path, name: str, **keys) -> Path:
     data = {"name": name, "experiment": EXPERIMENT, "budget": {"epochs": 2}, "max_concurrent": 1,
-            "overrides": ["data.options.num_samples=800", "model.options.channels=8", "optimizer.options={}"],
+            "overrides": OVERRIDES,
             "grid": {"batch_size": [32, 64]}, "num_samples": 2,
             "sample": {"optimizer.lr": {"distribution": "loguniform", "low": 1e-3, "high": 0.1}}, **keys}
     path = tmp_path / f"{name}.yaml"
@@ -67,7 +70,7 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], time
             raise AssertionError(f"the sweep ended before {what}: {process.stdout.read()}")
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def is_loopback(address: str) -> bool:
@@ -92,31 +95,35 @@ def summaries(folder: Path) -> dict[str, str]:
     return found
 
 
-def test_a_local_sweep_listens_on_loopback_only_with_token_auth_and_leaves_nothing(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
-    path = sweep_file(tmp_path, "net", grid={"batch_size": [32]}, num_samples=1, sample={})
-    process = launch(path, tmp_path / "runs", env)
+def logged(folder: Path) -> int:
+    """How many bytes of metrics the sweep's running trials have written."""
+    sizes = [(folder / "runs" / run / "metrics.csv") for run, status in summaries(folder).items() if status == "running"]
+    return sum(path.stat().st_size for path in sizes if path.exists())
+
+
+def watch_sockets(process: subprocess.Popen[str]) -> tuple[list[psutil.Process], dict[str, set[str]], dict[str, str | None]]:
+    """Until ``process`` ends, every 0.3 s: its processes, the addresses each process name listened on, and each
+    one's ``RAY_AUTH_MODE``."""
     seen: dict[int, psutil.Process] = {}
     listening: dict[str, set[str]] = {}
     environments: dict[str, str | None] = {}
-    try:
-        while process.poll() is None:
-            for proc in tree(process):
-                try:
-                    ports = [c.laddr.ip for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN]
-                    name = proc.name()
-                    environments.setdefault(name, proc.environ().get("RAY_AUTH_MODE"))
-                except psutil.Error:
-                    continue
-                seen[proc.pid] = proc
-                listening.setdefault(name, set()).update(ports)
-            time.sleep(0.3)
-    finally:
-        process.kill()
-    output = process.stdout.read()
-    assert process.returncode == 0, output
-    assert "loopback only" in output and "1 of 1 trials (1 completed)" in output
+    while process.poll() is None:
+        for proc in tree(process):
+            try:
+                ports = [c.laddr.ip for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+                name = proc.name()
+                environments.setdefault(name, proc.environ().get("RAY_AUTH_MODE"))
+            except psutil.Error:
+                continue
+            seen[proc.pid] = proc
+            listening.setdefault(name, set()).update(ports)
+        time.sleep(0.3)
+    return list(seen.values()), listening, environments
+
+
+def assert_loopback_only_with_token_auth(listening: dict[str, set[str]], environments: dict[str, str | None]) -> None:
+    """Ray's servers, agents and a trial worker were seen; every address any of them listened on is loopback;
+    the cluster ran with Ray's token authentication."""
     names = set(listening)
     assert {"gcs_server", "raylet", "ray::RuntimeEnvAgent", "ray::DashboardAgent"} <= names, names
     assert any(name.startswith("ray::ImplicitFunc") for name in names), names
@@ -125,7 +132,6 @@ def test_a_local_sweep_listens_on_loopback_only_with_token_auth_and_leaves_nothi
     exposed = {name: ips for name, ips in addresses.items() if not all(map(is_loopback, ips))}
     assert not exposed, exposed
     assert environments["gcs_server"] == "token" and environments["raylet"] == "token"  # Ray's default: on
-    assert not [proc for proc in seen.values() if proc.is_running()]
 
 
 def assert_cluster_gone(processes: list[psutil.Process]) -> None:
@@ -171,8 +177,8 @@ def trial_workers(process: subprocess.Popen[str]) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.timeout(1800)  # 7 launches of a local Ray cluster: ~2 min on 2 idle cores, far more on a shared machine
-def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one(tmp_path: Path, env: dict[str, str]) -> None:
+@pytest.mark.timeout(1200)  # 7 launches of a local Ray cluster: ~2 min on 2 idle cores, far more on a shared machine
+def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one_on_a_loopback_only_cluster(tmp_path: Path, env: dict[str, str]) -> None:
     path = sweep_file(tmp_path, "faults")
     folder = tmp_path / "runs" / "faults"
     started = time.monotonic()
@@ -209,9 +215,15 @@ def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one(tmp_path: Path
     assert all(finished_files(folder)[key] == content for key, content in kept.items())
     faulted = time.monotonic() - started
 
-    reference = launch(path, tmp_path / "reference", env)
-    output = reference.communicate(timeout=600)[0]
-    assert reference.returncode == 0, output
+    reference = launch(path, tmp_path / "reference", env)  # uninterrupted; its sockets are watched on the way
+    try:
+        processes, listening, environments = watch_sockets(reference)
+    finally:
+        reference.kill()
+    output = reference.stdout.read()
+    assert reference.returncode == 0 and "loopback only" in output, output
+    assert_loopback_only_with_token_auth(listening, environments)
+    assert not [proc for proc in processes if proc.is_running()]  # the cluster is gone with the command
     assert end_state(folder) == end_state(tmp_path / "reference" / "faults")
     runs = sorted(p.name for p in (folder / "runs").iterdir())
     assert runs == sorted(trials(folder)) and len(runs) == 4  # unfinished trials continued in their own runs
@@ -223,3 +235,48 @@ def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one(tmp_path: Path
         assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == summary["final"]["val/acc"]
         assert trial.params == trials(folder)[trial.user_attrs["run_id"]]["params"]
     print(f"5 kills and 6 launches: {faulted:.0f} s")
+
+
+def stop_while_training(path: Path, runs_root: Path, env: dict[str, str], stop: signal.Signals, *extra: str) -> str:
+    """Launch the one-trial sweep ``path``, send ``stop`` to its driver once the trial has logged more rows than
+    it had before this launch, and return the driver's output once it has ended with 128 + ``stop``."""
+    folder = runs_root / path.stem
+    before = logged(folder)
+    process = launch(path, runs_root, env, *extra)
+    try:
+        wait_for(lambda: logged(folder) > before + 2000, process, 240, "the trial trained")
+        process.send_signal(stop)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 128 + stop, output
+    assert output.splitlines()[-1] == (f"stopped by {stop.name}; finish it with: largebatch sweep {path} --resume "
+                                       f"--runs-root {runs_root}")
+    return output
+
+
+@pytest.mark.timeout(400)
+def test_a_stopped_sweep_records_its_trial_interrupted_with_all_its_wandb_rows_and_resumes(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from largebatch.train.store import RunStore
+    from largebatch.train.wandb_mirror import read_offline_history
+
+    path = sweep_file(tmp_path, "stop", grid={"batch_size": [32]}, num_samples=1, sample={}, budget={"epochs": 10},
+                      overrides=[*OVERRIDES, "logging.every_n_steps=1", "tracking.wandb.mode=offline"])
+    folder = tmp_path / "runs" / "stop"
+    stop_while_training(path, tmp_path / "runs", env, signal.SIGINT)  # Ctrl-C
+    (run,) = (folder / "runs").iterdir()
+    assert summaries(folder) == {run.name: "interrupted"} and trials(folder)[run.name]["state"] == "pending"
+    metrics = RunStore.open(run).read_metrics()
+    (mirror,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    assert len(read_offline_history(mirror)["train/loss"]) == (metrics["name"] == "train/loss").sum() > 0
+    assert not (folder / "stop-requested").exists()
+
+    stop_while_training(path, tmp_path / "runs", env, signal.SIGTERM, "--resume")  # a scheduler's stop
+    assert summaries(folder) == {run.name: "interrupted"} and trials(folder)[run.name]["state"] == "pending"
+
+    resumed = launch(path, tmp_path / "runs", env, "--resume")
+    output = resumed.communicate(timeout=240)[0]
+    assert resumed.returncode == 0 and "1 of 1 trials (1 completed)" in output, output
+    assert summaries(folder) == {run.name: "completed"}

@@ -3,9 +3,10 @@ fractional-GPU scheduling on a cluster that only claims a GPU (no CUDA needed)."
 
 from __future__ import annotations
 
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -88,7 +89,7 @@ def test_the_probe_needs_a_gpu_and_says_what_to_write_instead(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_ray_runs_packed_trials_side_by_side_on_a_claimed_gpu() -> None:
+def test_ray_runs_packed_trials_side_by_side_on_a_claimed_gpu(start_ray: Callable[..., Any]) -> None:
     """A cluster that claims one GPU (none is there): 4 trials of a quarter GPU run at once, none fails."""
     import ray
 
@@ -107,15 +108,10 @@ def test_ray_runs_packed_trials_side_by_side_on_a_claimed_gpu() -> None:
     experiment = EXPERIMENT  # captured by value: Ray ships the nested function to its workers
     plan = plan_resources(ResourcesConfig(cpu=0.5, pack=4), 1, {"CPU": 2.0, "GPU": 1.0}, "s")
     assert plan.fit == 4
-    with tempfile.TemporaryDirectory(prefix="lbp-", dir="/tmp") as temp:
-        ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, _temp_dir=temp,
-                 log_to_driver=False)
-        try:
-            request = plan.tune_request()
-            task = ray.remote(num_cpus=request["cpu"], num_gpus=request["gpu"])(_trial_window)
-            windows = ray.get([task.remote(3.0) for _ in range(4)])
-        finally:
-            ray.shutdown()
+    with start_ray(num_cpus=2, num_gpus=1):
+        request = plan.tune_request()
+        task = ray.remote(num_cpus=request["cpu"], num_gpus=request["gpu"])(_trial_window)
+        windows = ray.get([task.remote(3.0) for _ in range(4)])
     latest_start, earliest_end = max(w[0] for w in windows), min(w[1] for w in windows)
     assert latest_start < earliest_end  # all four overlapped
     assert all(not cuda and devices == "1" for _, _, cuda, devices in windows)  # the trainer falls back to CPU

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
@@ -73,8 +74,9 @@ def _launch(args: argparse.Namespace) -> int:
     resume = ["largebatch", "sweep", args.target, "--resume", *(["--name", args.name] if args.name else []),
               *(["--runs-root", args.runs_root] if args.runs_root else [])]
     if outcome.interrupted:
-        print(f"interrupted; finish it with: {' '.join(resume)}")
-        return 130
+        how = f"stopped by {signal.Signals(outcome.stopped_by).name}" if outcome.stopped_by else "interrupted"
+        print(f"{how}; finish it with: {' '.join(resume)}")
+        return 128 + (outcome.stopped_by or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports
     print(f"results: {folder.root}\ntable:   largebatch sweep status {sweep.name} --root {folder.root.parent}")
     return 0
 

@@ -19,7 +19,10 @@ and when it ran (``started``, ``hostname``, devices, seed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,7 @@ class SweepOutcome:
     folder: SweepFolder
     trials: TrialIndex
     interrupted: bool
+    stopped_by: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the driver, if one did
 
     def counts(self) -> dict[str, int]:
         states = [entry["state"] for entry in self.trials.values()]
@@ -56,7 +60,8 @@ def launch_provenance(sweep: Sweep, folder: SweepFolder) -> dict[str, Any]:
     return {**{key: collected[key] for key in LAUNCH_PROVENANCE}, "sweep": sweep.name, "sweep_dir": str(folder.root)}
 
 
-def _tuner(sweep: Sweep, folder: SweepFolder, plan: Plan, trainable: Any, live: bool, resume: bool) -> Any:
+def _tuner(sweep: Sweep, folder: SweepFolder, plan: Plan, trainable: Any, live: bool, resume: bool,
+           stop: Any) -> Any:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -73,7 +78,7 @@ def _tuner(sweep: Sweep, folder: SweepFolder, plan: Plan, trainable: Any, live: 
         ),
         run_config=tune.RunConfig(
             name=folder.ray_dir.name, storage_path=str(folder.root), verbose=0,
-            callbacks=[TrialLog(sweep, folder, live, expected=expected_trials(sweep)), CSVLoggerCallback(),
+            callbacks=[TrialLog(sweep, folder, live, expected=expected_trials(sweep)), stop, CSVLoggerCallback(),
                        JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=c.max_failures),
         ),
@@ -87,13 +92,7 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
     Without ``resume`` the folder must not hold a sweep yet. With ``resume`` the sweep stored in the folder is
     run, whatever ``sweep`` says now (a difference is echoed).
     """
-    import ray
-    from ray import tune
-
-    from largebatch.sweep.cluster import ray_session
-    from largebatch.sweep.packing import probe_trials_per_gpu
-    from largebatch.sweep.resources import plan_resources
-    from largebatch.sweep.trial import TrialSpec, run_trial
+    from largebatch.sweep.stopping import stop_request
 
     if folder.sweep_file.exists() and not resume:
         raise FileExistsError(f"{folder.root} already holds sweep results; pass --resume to finish that sweep, "
@@ -105,10 +104,31 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
         sweep = stored
     else:
         folder.write_sweep(sweep)
+    stop_request(folder).unlink(missing_ok=True)  # left by a driver killed while it stopped its trials
     plan = plan_trials(sweep, folder)
     if not plan.todo:
         echo(f"sweep {sweep.name}: every trial has finished ({folder.root})")
         return _outcome(sweep, folder)
+    try:
+        stopped_by = _run_on_ray(sweep, folder, plan, address, live, resume, echo)
+    finally:
+        stop_request(folder).unlink(missing_ok=True)  # the trials that saw it have stopped with the cluster
+    plan_trials(sweep, folder)  # trials stopped by Ctrl-C: pending until the sweep resumes
+    return _outcome(sweep, folder, stopped_by)
+
+
+def _run_on_ray(sweep: Sweep, folder: SweepFolder, plan: Plan, address: str | None, live: bool, resume: bool,
+                echo: Callable[[str], None]) -> int | None:
+    """Run the plan's trials on Ray; returns the signal that stopped the driver, if one did."""
+    import ray
+    from ray import tune
+
+    from largebatch.sweep.cluster import ray_session
+    from largebatch.sweep.packing import probe_trials_per_gpu
+    from largebatch.sweep.resources import plan_resources
+    from largebatch.sweep.stopping import STOP_SIGNALS, GracefulStop
+    from largebatch.sweep.trial import TrialSpec, run_trial
+
     with ray_session(address) as where:
         cluster = ray.cluster_resources()
         resources = plan_resources(sweep.config.resources, sweep.config.devices_per_trial, cluster, sweep.source,
@@ -119,14 +139,28 @@ def run_sweep(sweep: Sweep, folder: SweepFolder, *, resume: bool = False, addres
         echo(f"results: {folder.root} ({len(plan.finished)} trials finished before, {len(plan.todo)} to run)")
         spec = TrialSpec(sweep, folder, resources, launch_provenance(sweep, folder))
         trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec), resources.tune_request())
-        _tuner(sweep, folder, plan, trainable, live, resume).fit()
-    plan_trials(sweep, folder)  # trials stopped by Ctrl-C: pending until the sweep resumes
-    return _outcome(sweep, folder)
+        stop = GracefulStop(folder)
+        with restored_signal_handlers(STOP_SIGNALS):
+            _tuner(sweep, folder, plan, trainable, live, resume, stop).fit()
+    return stop.signal
 
 
-def _outcome(sweep: Sweep, folder: SweepFolder) -> SweepOutcome:
+@contextmanager
+def restored_signal_handlers(signums: tuple[int, ...]) -> Iterator[None]:
+    """Puts back the handlers of ``signums`` that were there on entry (Tune and :class:`GracefulStop` replace
+    them during ``fit``)."""
+    saved = {signum: signal.getsignal(signum) for signum in signums}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
+
+
+def _outcome(sweep: Sweep, folder: SweepFolder, stopped_by: int | None = None) -> SweepOutcome:
     trials = folder.read_trials()
-    return SweepOutcome(folder, trials, interrupted=unfinished(trials, sweep))
+    return SweepOutcome(folder, trials, interrupted=unfinished(trials, sweep), stopped_by=stopped_by)
 
 
 def _capped(sweep: Sweep, fit: int) -> Sweep:

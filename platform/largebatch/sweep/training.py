@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from largebatch.sweep.reporting import Report, finished_result, time_axes, with_finite_objective
 from largebatch.sweep.space import Sweep
@@ -47,6 +48,23 @@ class EpochReporter(Callback):
         self.last = with_finite_objective(epoch_metrics(trainer, pl_module), self.metric, self.mode)
         self.report(dict(self.last))
 
+
+class StopWhenRequested(Callback):
+    """Stops training as Lightning's SIGTERM handling does (``SIGTERMException``: the runner records the run
+    ``interrupted`` and finishes W&B) once the file ``request`` exists (see :mod:`largebatch.sweep.stopping`);
+    looks for it at most every ``every_s`` seconds, so a batch costs a clock read."""
+
+    def __init__(self, request: Path, every_s: float = 0.5) -> None:
+        self.request, self.every_s = request, every_s
+        self._next_look = 0.0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + self.every_s
+        if self.request.exists():
+            raise SIGTERMException
 
 
 def train_trial(

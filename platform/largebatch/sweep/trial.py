@@ -8,6 +8,8 @@ from step 0 with the earlier rows kept in the files and superseded (see ``largeb
 already finished (completed or diverged) is not trained again: its stored outcome is reported, which keeps a
 sweep killed before its trial index caught up from repeating finished trials. The run's ``provenance.json``
 holds the driver's launch provenance (:func:`largebatch.sweep.launch.launch_provenance`) over the trial's own.
+When the driver is stopped (SIGINT, SIGTERM), its stop request ends training as SIGTERM would (the run records
+``interrupted`` and finishes W&B) and the trial then waits for Tune to stop it (see :mod:`largebatch.sweep.stopping`).
 
 With ``devices_per_trial`` = 1 the run trains inside the trial's actor. With n > 1 the trial drives a Ray Train
 ``TorchTrainer`` of n workers, each running the same ``train`` with Lightning's ``RayDDPStrategy`` and
@@ -18,6 +20,7 @@ With ``devices_per_trial`` = 1 the run trains inside the trial's actor. With n >
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from largebatch.sweep.plan import RUN_ID, trial_params
 from largebatch.sweep.reporting import finished_result
 from largebatch.sweep.resources import TrialResources
 from largebatch.sweep.space import Sweep
+from largebatch.sweep.stopping import stop_request
 from largebatch.train.store import CONFIG, RunStore
 
 
@@ -53,12 +57,29 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     if resume and (summary := RunStore.open(run_dir).read_summary())["status"] in FINISHED:
         tune.report(finished_result(summary, spec.sweep.config.metric, spec.sweep.config.mode))
         return  # finished before the sweep's own record caught up (e.g. the sweep was killed): not trained again
+    request = stop_request(spec.folder)
+    if request.exists():
+        wait_to_be_stopped(request)  # started while the sweep stops: Tune stops it before it trains
     if spec.resources.workers == 1:
-        from largebatch.sweep.training import train_trial
+        from largebatch.sweep.training import StopWhenRequested, train_trial
 
-        train_trial(params, spec.sweep, run_dir, resume, tune.report, spec.provenance)
+        try:
+            train_trial(params, spec.sweep, run_dir, resume, tune.report, spec.provenance,
+                        callbacks=(StopWhenRequested(request),))
+        except SystemExit:  # Lightning's SIGTERMException: recorded interrupted; not an error for Tune to retry
+            if request.exists():
+                wait_to_be_stopped(request)
+            raise
     else:
         _run_data_parallel(params, spec, run_dir, resume, run_id)
+
+
+def wait_to_be_stopped(request: Path, poll_s: float = 0.5) -> None:
+    """Block while the sweep's stop request stands: the driver then has Tune stop this trial, which must not
+    end on its own meanwhile (Tune would count an ending trial as finished, or retry a failed one)."""
+    while request.exists():
+        time.sleep(poll_s)
+    raise RuntimeError(f"the sweep's stop request {request} was withdrawn before Tune stopped this trial")
 
 
 def _rank(config: dict[str, Any]) -> None:
