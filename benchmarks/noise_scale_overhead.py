@@ -29,11 +29,11 @@ import lightning.pytorch as pl
 import torch
 from telemetry_overhead import EXPERIMENT, StepTimes
 
+from largebatch.records.store import RunStore
 from largebatch.train.callbacks import NoiseScaleMonitor, SharpnessProbe
 from largebatch.train.config import load_experiment
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.runner import prepare
-from largebatch.train.store import RunStore
 
 VARIANTS = ("accum", "accum+ns", "plain", "plain+ns")
 

@@ -30,9 +30,10 @@ ROOT = Path(__file__).parents[1]
 SEQUENTIAL = """
 import sys
 import torch
-from largebatch.train.config import read_yaml, validate
+from largebatch.core.yaml_io import read_yaml
+from largebatch.records.runs import find_runs
+from largebatch.train.config import validate
 from largebatch.train.runner import train
-from largebatch.train.runs import find_runs
 
 torch.set_num_threads(1)
 for run in find_runs(sys.argv[1]):

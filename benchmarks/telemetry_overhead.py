@@ -37,11 +37,11 @@ from largebatch.data import TensorBatches
 from largebatch.train.callbacks import (
     CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor,
 )
+from largebatch.records.store import RunStore
 from largebatch.train.callbacks.group import HOOKS
 from largebatch.train.config import load_experiment
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.runner import prepare
-from largebatch.train.store import RunStore
 
 EXPERIMENT = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
 

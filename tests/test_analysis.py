@@ -32,7 +32,7 @@ from largebatch.analysis import (
 )
 from largebatch.analysis.importance import journal_studies
 from largebatch.analysis.tables import filter_runs
-from largebatch.train.store import RunStore
+from largebatch.records.store import RunStore
 
 BY = ("optimizer.name",)
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from largebatch.cli import main
-from largebatch.train.config import ConfigError, load_experiment, read_yaml
+from largebatch.core.errors import ConfigError
+from largebatch.core.yaml_io import read_yaml
+from largebatch.core.yaml_io import load_yaml
+from largebatch.train.config import load_experiment
 from largebatch.train.runner import available_devices, train
-from largebatch.train.yaml_loader import load_yaml
 
 EXPERIMENT = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
 

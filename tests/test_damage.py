@@ -16,8 +16,8 @@ import pytest
 
 from largebatch.analysis import load_results
 from largebatch.cli import main
+from largebatch.records.store import RunStore
 from largebatch.sweep import SweepFolder, load_sweep
-from largebatch.train.store import RunStore
 
 ROOT = Path(__file__).parents[1]
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
@@ -202,7 +202,7 @@ def test_reproduce_reports_a_damaged_trial_and_judges_the_others(
 
 
 def test_a_torn_line_of_a_run_being_written_is_not_damage(tmp_path: Path) -> None:
-    from largebatch.train.damage import read_run
+    from largebatch.records.reader import read_run
 
     run = write_run(tmp_path, DAMAGED, "sgd", 64)
     RunStore.open(run).write_summary(status="running")
@@ -214,7 +214,7 @@ def test_a_torn_line_of_a_run_being_written_is_not_damage(tmp_path: Path) -> Non
 
 
 def test_an_empty_csv_is_no_rows_not_damage(tmp_path: Path) -> None:
-    from largebatch.train.damage import read_run
+    from largebatch.records.reader import read_run
 
     run = write_run(tmp_path, DAMAGED, "sgd", 64)
     (run / "layers.csv").write_bytes(b"")  # a writer killed between creating the file and writing its header

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from largebatch.analysis import good_lr_band, load_results, lr_batch_grid, runs_study
 from largebatch.cli import build_parser, main
+from largebatch.core.errors import ConfigError
 from largebatch.dashboard import figures, pages
 from largebatch.dashboard.build import Built, build, default_configs
 from largebatch.dashboard.config import HEADINGS, VIEWS, load_dashboard, validate_dashboard
@@ -26,7 +27,6 @@ from largebatch.dashboard.kinds import KINDS, ViewKind, register
 from largebatch.dashboard.style import log_axis
 from largebatch.dashboard.views import BaseView
 from largebatch.dashboard.workspace import build_workspace, wandb_key, workspace_spec
-from largebatch.train.config import ConfigError
 
 ROOT = Path(__file__).parents[1]
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.yaml"))

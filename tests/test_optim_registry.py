@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+from largebatch.core.errors import ConfigError
 from largebatch.optim import LAMB, LARS, NOTHING, create_optimizer
 from largebatch.optim import registry
-from largebatch.train.config import ConfigError, validate
+from largebatch.train.config import validate
 
 
 def minimal(**optimizer: object) -> dict[str, object]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from largebatch.train.config import ConfigError, TrainerConfig, load_experiment
+from largebatch.core.errors import ConfigError
+from largebatch.train.config import TrainerConfig, load_experiment
 from largebatch.train.runner import train
 
 EXPERIMENTS = Path(__file__).parents[1] / "experiments"

@@ -246,8 +246,9 @@ def test_dashboard_site_with_the_new_views(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_probes_are_enabled_and_configured_from_the_experiment_file() -> None:
+    from largebatch.core.errors import ConfigError
     from largebatch.train.callbacks import NoiseScaleMonitor, SharpnessProbe
-    from largebatch.train.config import ConfigError, load_experiment
+    from largebatch.train.config import load_experiment
     from largebatch.train.runner import _probes
 
     experiment = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"

@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from largebatch.cli import main
+from largebatch.core.errors import ConfigError
+from largebatch.core.yaml_io import read_yaml
 from largebatch.reproduce import rules
 from largebatch.reproduce.claims import RULES
 from largebatch.reproduce.published import data_file, load_published, validate_published
 from largebatch.reproduce.spec import find_tables, load_table, spec_dir, validate_spec
-from largebatch.train.config import ConfigError, read_yaml
 
 ROOT = Path(__file__).parents[1]
 SPECS = ROOT / "sweeps" / "reproduce"

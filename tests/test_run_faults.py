@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from largebatch.cli import main
-from largebatch.train import store as store_module
-from largebatch.train.store import RunBusyError, RunStore
+from largebatch.records import store as store_module
+from largebatch.records.store import RunBusyError, RunStore
 
 ROOT = Path(__file__).parents[1]
 EXPERIMENT = ROOT / "experiments" / "mnist1d_cnn.yaml"
@@ -156,7 +156,7 @@ def test_a_resume_that_would_change_a_run_is_refused(finished_run: Path, capsys:
 def test_one_writer_per_run_and_a_killed_writer_frees_it(finished_run: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import pathlib, sys, time; from largebatch.train.store import RunStore; "
+        [sys.executable, "-c", "import pathlib, sys, time; from largebatch.records.store import RunStore; "
          "store = RunStore(pathlib.Path(sys.argv[1])); store.lock(); print('locked', flush=True); time.sleep(120)",
          str(finished_run)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "platform")})

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from largebatch.records.runs import add_runs_command, find_runs, history, layers, resolve_run, runs_table
+from largebatch.records.store import RunStore, best_direction, collect_provenance, csv_cell
 from largebatch.train.logger import RunStoreLogger
-from largebatch.train.runs import add_runs_command, find_runs, history, layers, resolve_run, runs_table
-from largebatch.train.store import RunStore, best_direction, collect_provenance, csv_cell
 
 PLATFORM = Path(__file__).parents[1] / "platform"
 
@@ -48,7 +48,7 @@ def test_rows_survive_a_killed_writer_and_a_cut_off_line(tmp_path: Path) -> None
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(PLATFORM)!r})
-        from largebatch.train.store import RunStore
+        from largebatch.records.store import RunStore
         store = RunStore.create({str(tmp_path)!r}, "crash", run_id="crash")
         store.write_config({{"name": "crash"}})
         for step in range(1, 4):

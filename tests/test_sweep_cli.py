@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from largebatch.train.runs import runs_table
+from largebatch.records.runs import runs_table
 
 EXPERIMENT = str(Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml")
 RAY = str(Path(sys.executable).with_name("ray"))

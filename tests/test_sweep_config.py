@@ -8,12 +8,12 @@ import optuna
 import pytest
 import yaml
 
+from largebatch.core.errors import ConfigError
 from largebatch.sweep import SweepFolder, load_sweep
 from largebatch.sweep.config import ResourcesConfig
 from largebatch.sweep.resources import plan_resources
 from largebatch.sweep.search import OptunaSpace
 from largebatch.sweep.status import setting_keys
-from largebatch.train.config import ConfigError
 
 ROOT = Path(__file__).parents[1]
 EXPERIMENT = str(ROOT / "experiments" / "mnist1d_cnn.yaml")

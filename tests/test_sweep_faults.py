@@ -259,7 +259,7 @@ def stop_while_training(path: Path, runs_root: Path, env: dict[str, str], stop: 
 def test_a_stopped_sweep_records_its_trial_interrupted_with_all_its_wandb_rows_and_resumes(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    from largebatch.train.store import RunStore
+    from largebatch.records.store import RunStore
     from largebatch.train.wandb_mirror import read_offline_history
 
     path = sweep_file(tmp_path, "stop", grid={"batch_size": [32]}, num_samples=1, sample={}, budget={"epochs": 10},

@@ -16,8 +16,8 @@ from largebatch.sweep.config import ResourcesConfig
 from largebatch.sweep.packing import (
     CONTEXT_BYTES, MAX_TRIALS_PER_GPU, largest_trial, measure_peak_memory, trials_per_gpu,
 )
+from largebatch.core.errors import ConfigError
 from largebatch.sweep.resources import plan_resources
-from largebatch.train.config import ConfigError
 
 ROOT = Path(__file__).parents[1]
 EXPERIMENT = str(ROOT / "experiments" / "mnist1d_cnn.yaml")

@@ -17,10 +17,10 @@ import psutil
 import pytest
 import yaml
 
+from largebatch.records.store import RunStore
 from largebatch.sweep import SweepFolder, load_sweep, sweep_table
 from largebatch.sweep.plan import RUN_ID, plan_trials, points, slot_of
 from largebatch.sweep.search import PlannedSearch, random_params, rebuild_study
-from largebatch.train.store import RunStore
 
 EXPERIMENT = str(Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml")
 PLAN = {"steps_per_epoch": 4, "batch_size": 32}

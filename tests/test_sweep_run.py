@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from largebatch.cli import main
+from largebatch.records.runs import runs_table
+from largebatch.records.store import collect_provenance
 from largebatch.sweep import SweepFolder, load_sweep, sweep_table
-from largebatch.train.runs import runs_table
-from largebatch.train.store import collect_provenance
 
 EXPERIMENT = str(Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml")
 TINY = ["data.options.num_samples=800", "model.options.channels=8", "optimizer.options={}",

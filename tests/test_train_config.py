@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from largebatch.core.errors import ConfigError
 from largebatch.optim import LAMB, LARS
-from largebatch.train.config import ConfigError, load_experiment, validate
+from largebatch.train.config import load_experiment, validate
 from largebatch.train.optimizers import build_optimizer
 from largebatch.train.plan import plan_batches, split_batch
 

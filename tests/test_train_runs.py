@@ -55,8 +55,8 @@ def test_two_epoch_run_per_workload(name: str, tmp_path: Path) -> None:
 
 
 def result_model_params(run: Path):
-    from largebatch.train.runner import prepare
     from largebatch.train.config import validate
+    from largebatch.train.runner import prepare
 
     saved = yaml.safe_load((run / "config.yaml").read_text())
     saved.pop("plan")

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 
 from largebatch import __version__
 from largebatch.dashboard.command import add_dashboard_command
+from largebatch.records.runs import add_runs_command
 from largebatch.reproduce.command import add_reproduce_command
 from largebatch.sweep.command import add_sweep_command
 from largebatch.train.command import add_noise_scale_command, add_train_command
-from largebatch.train.runs import add_runs_command
 
 Command = Callable[[argparse.Namespace], int]
 

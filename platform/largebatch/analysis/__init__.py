@@ -14,13 +14,18 @@ Modules: ``tables`` (loading: runs, history, layers), ``cells`` (series × batch
 ``sharpness`` (λ_max vs batch size next to the generalization gap), ``survival`` (how far each series' good-lr
 band survives as the batch grows, and the verdict comparing series).
 Every view takes a runs table (and the history or layer table where it needs one) and returns a DataFrame, so
-views work on any subset of runs. Nothing here imports Ray or Lightning.
+views work on any subset of runs. Nothing here imports Ray, Lightning or torch; the names of ``importance``
+(Optuna) are imported on first access (PEP 562), so loading and tabulating results imports no Optuna.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from largebatch.analysis.cells import best_in_cells, with_series
 from largebatch.analysis.curves import curves
 from largebatch.analysis.generalization import generalization_gap
-from largebatch.analysis.importance import EVALUATORS, NamedStudy, param_importance, runs_study, studies
 from largebatch.analysis.lr_scaling import fit_power_law, lr_scaling
 from largebatch.analysis.regimes import (
     compare_prediction,
@@ -35,6 +40,11 @@ from largebatch.analysis.steps import first_reaching, steps_to_target
 from largebatch.analysis.survival import band_survival
 from largebatch.analysis.tables import Results, direction, load_results
 from largebatch.analysis.trust import select_runs, trust_ratio_at_init, trust_ratio_history
+
+if TYPE_CHECKING:  # imported on first access at run time (see __getattr__)
+    from largebatch.analysis.importance import EVALUATORS, NamedStudy, param_importance, runs_study, studies
+
+_IMPORTANCE = ("EVALUATORS", "NamedStudy", "param_importance", "runs_study", "studies")
 
 __all__ = [
     "EVALUATORS",
@@ -67,3 +77,15 @@ __all__ = [
     "trust_ratio_history",
     "with_series",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _IMPORTANCE:
+        raise AttributeError(f"module 'largebatch.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module("largebatch.analysis.importance"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

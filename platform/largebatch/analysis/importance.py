@@ -35,11 +35,9 @@ from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from largebatch.analysis.evaluators import DEFAULT_PARAMS, EVALUATORS
 from largebatch.analysis.tables import Results, direction, require
 
-EVALUATORS = {"ped-anova": "PED-ANOVA", "fanova": "fANOVA"}  # key in dashboard files → the evaluator's name
-CITATIONS = {"ped-anova": "Watanabe et al. 2023", "fanova": "Hutter et al. 2014"}
-DEFAULT_PARAMS = ("lr", "batch_size", "optimizer.name", "optimizer.weight_decay")
 MIN_TRIALS = 2
 
 

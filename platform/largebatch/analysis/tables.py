@@ -1,10 +1,10 @@
 """Stored results as three tidy pandas tables: runs, history, layers (the input of every analysis view).
 
 ``load_results(paths)`` accepts any mix of run directories, runs roots and sweep results folders (runs are found
-recursively, see :func:`largebatch.train.runs.find_runs`), so each view works for a single run, one sweep or
+recursively, see :func:`largebatch.records.runs.find_runs`), so each view works for a single run, one sweep or
 several sweeps compared. The tables:
 
-- ``runs``: one row per run, the columns of :func:`largebatch.train.runs.runs_table` (status, config and summary
+- ``runs``: one row per run, the columns of :func:`largebatch.records.runs.runs_table` (status, config and summary
   as dotted keys such as ``optimizer.name``, ``batch_size``, ``plan.lr``, ``eval.val_acc``, ``final.val/acc``)
   plus ``sweep`` (the sweep folder's name, ``""`` for a run outside a sweep), ``sweep_dir``, ``lr`` (the peak
   learning rate the run used: ``plan.lr``, i.e. ``optimizer.lr`` after the ``lr_scaling`` rule) and ``diverged``.
@@ -14,7 +14,7 @@ several sweeps compared. The tables:
   trust_ratio, lr``.
 
 ``studies`` maps each loaded sweep folder that holds an Optuna journal to that file. ``damage`` lists what is wrong
-with each damaged run (:class:`largebatch.train.damage.Damage`; its ``str`` is the line views print): a run whose
+with each damaged run (:class:`largebatch.records.reader.Damage`; its ``str`` is the line views print): a run whose
 config, summary, metrics or layers cannot be read is left out of all three tables, so every view sees the same
 runs; a metrics file with a torn last line keeps its complete rows. Nothing here imports Ray or Lightning:
 analysis reads files only.
@@ -29,10 +29,10 @@ from typing import Any
 
 import pandas as pd
 
+from largebatch.records.reader import Damage, read_layers, read_metrics
+from largebatch.records.runs import read_runs
+from largebatch.records.store import FINISHED, LAYER_DTYPES, best_direction, current_rows
 from largebatch.sweep.folder import SweepFolder
-from largebatch.train.damage import Damage, read_layers, read_metrics
-from largebatch.train.runs import read_runs
-from largebatch.train.store import FINISHED, LAYER_DTYPES, best_direction, current_rows
 
 HISTORY_COLUMNS = ("run_id", "step", "epoch", "samples", "metric", "value")
 LAYER_COLUMNS = ("run_id", *LAYER_DTYPES)

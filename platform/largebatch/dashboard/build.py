@@ -8,14 +8,14 @@ from pathlib import Path
 
 from largebatch.analysis import load_results, with_series
 from largebatch.analysis.tables import filter_runs, require
+from largebatch.core.errors import ConfigError
 from largebatch.dashboard.config import dashboard_name, load_dashboard
 from largebatch.dashboard.kinds import build_page
 from largebatch.dashboard.pages import Context
 from largebatch.dashboard.site import BuiltPage, write_site
 from largebatch.dashboard.style import palette
+from largebatch.records.reader import Damage
 from largebatch.shipped import shipped_locations
-from largebatch.train.config import ConfigError
-from largebatch.train.damage import Damage
 
 DEFAULT_DASHBOARDS = ("sensitivity.yaml", "scaling.yaml")  # the first view of the first is the index's headline
 SERIES = ("series",)  # views group by the dashboard-wide label, so colours and labels agree on every page

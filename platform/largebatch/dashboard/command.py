@@ -43,7 +43,7 @@ def _wandb(args: argparse.Namespace, configs: list[Path]) -> None:
     from largebatch.analysis import load_results
     from largebatch.dashboard.config import dashboard_name, load_dashboard
     from largebatch.dashboard.workspace import build_workspace, workspace_spec
-    from largebatch.train.damage import report_damage
+    from largebatch.records.reader import report_damage
 
     entity, sep, project = args.wandb.partition("/")
     if not (sep and entity and project and "/" not in project):
@@ -69,10 +69,10 @@ def _wandb(args: argparse.Namespace, configs: list[Path]) -> None:
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
+    from largebatch.core.errors import ConfigError
     from largebatch.dashboard.build import build, default_configs
     from largebatch.dashboard.serve import serve
-    from largebatch.train.config import ConfigError
-    from largebatch.train.damage import report_damage
+    from largebatch.records.reader import report_damage
 
     try:
         configs = [Path(c) for c in args.config] if args.config else default_configs()

@@ -22,9 +22,10 @@ from typing import Annotated, Any, Union
 from pydantic import Field, ValidationError, model_validator
 
 from largebatch.analysis.cells import DEFAULT_BY
+from largebatch.core.errors import ConfigError, format_errors, tag_error, tagged_list_key
+from largebatch.core.yaml_io import read_yaml
 from largebatch.dashboard.kinds import KINDS
 from largebatch.dashboard.views import BaseView, Filters, Section
-from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
 
 VIEWS: dict[str, type[BaseView]] = {name: kind.schema for name, kind in KINDS.items()}
 HEADINGS = {name: kind.heading for name, kind in KINDS.items()}  # default page headings

@@ -12,7 +12,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from largebatch.analysis.cells import BATCH
-from largebatch.analysis.importance import CITATIONS, EVALUATORS
+from largebatch.analysis.evaluators import CITATIONS, EVALUATORS
 from largebatch.analysis.regimes import REGIONS, fitted_curve
 from largebatch.analysis.trust import layer_order
 from largebatch.dashboard.style import (

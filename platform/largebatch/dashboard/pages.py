@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from largebatch.analysis import (
-    NamedStudy,
     Results,
     compare_prediction,
     curves,
@@ -27,13 +26,11 @@ from largebatch.analysis import (
     lr_batch_grid,
     lr_scaling,
     noise_scale_at_target,
-    param_importance,
     rank_correlation,
     scaling_regimes,
     select_runs,
     sharpness_vs_batch,
     steps_to_target,
-    studies,
     trust_ratio_at_init,
     trust_ratio_history,
 )
@@ -42,6 +39,9 @@ from largebatch.dashboard import views as cfg
 from largebatch.dashboard import figures
 from largebatch.dashboard.style import number
 from largebatch.optim.registry import layerwise_names
+
+if TYPE_CHECKING:
+    from largebatch.analysis.importance import NamedStudy
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,8 @@ def band_page(view: cfg.BandView, ctx: Context) -> Page:
 
 
 def importance_page(view: cfg.ImportanceView, ctx: Context) -> Page:
+    from largebatch.analysis.importance import param_importance, studies  # Optuna: only for this view
+
     found = studies(
         ctx.results, runs=ctx.runs, params=view.params, target=view.target, mode=view.mode, source=view.source
     )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from largebatch.analysis.curves import AXES
-from largebatch.analysis.importance import DEFAULT_PARAMS, EVALUATORS
+from largebatch.analysis.evaluators import DEFAULT_PARAMS, EVALUATORS
 from largebatch.analysis.regimes import B_SIMPLE
 from largebatch.analysis.sharpness import LAMBDA_MAX
 

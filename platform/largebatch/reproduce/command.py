@@ -77,7 +77,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def run_reproduce_command(args: argparse.Namespace) -> int:
-    from largebatch.train.config import ConfigError
+    from largebatch.core.errors import ConfigError
 
     if not args.list and not args.table:
         print("largebatch reproduce: give a TABLE, or --list", file=sys.stderr)

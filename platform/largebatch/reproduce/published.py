@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from largebatch.train.config import ConfigError, format_errors, read_yaml
+from largebatch.core.errors import ConfigError, format_errors
+from largebatch.core.yaml_io import read_yaml
 
 DATA_FILE = "published.yaml"
 

@@ -16,11 +16,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from largebatch.core.errors import ConfigError, format_errors, tag_error, tagged_list_key
+from largebatch.core.yaml_io import read_yaml
 from largebatch.reproduce.claims import RULES, Claim
 from largebatch.reproduce.claims.base import NumbersKind
 from largebatch.reproduce.published import load_published
 from largebatch.shipped import shipped_locations
-from largebatch.train.config import ConfigError, format_errors, read_yaml, tag_error, tagged_list_key
 
 PROFILES = ("smoke", "cpu", "gpu", "online")
 NOT_EVIDENCE = ("smoke",)  # profiles that check the code runs; their verdicts are never evidence

@@ -44,9 +44,9 @@ def add_sweep_command(subparsers: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from largebatch.records.reader import report_damage
     from largebatch.sweep.folder import SweepFolder
     from largebatch.sweep.status import format_sweep_status
-    from largebatch.train.damage import report_damage
 
     if not args.status_name:
         print("largebatch sweep status: give the sweep's NAME", file=sys.stderr)
@@ -82,7 +82,7 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from largebatch.train.config import ConfigError
+    from largebatch.core.errors import ConfigError
 
     try:
         return _status(args) if args.target == "status" else _launch(args)

@@ -20,7 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from largebatch.train.config import BudgetConfig, ConfigError, format_errors, read_yaml
+from largebatch.core.errors import ConfigError, format_errors
+from largebatch.core.yaml_io import read_yaml
+from largebatch.train.config import BudgetConfig
 
 # What the sweep's reporter sends to Ray Tune at each epoch end (see largebatch.sweep.reporting).
 METRICS = ("val/acc", "val/loss", "gen_gap", "loss_gap", "gap/train_acc", "gap/train_loss", "gap/val_acc",

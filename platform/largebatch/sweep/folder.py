@@ -3,7 +3,7 @@
     sweep.yaml       the resolved sweep, experiment inlined (a sweep file in its own right; ``--resume`` reads it)
     optuna.journal   the Optuna study (JournalStorage), when search.algorithm is optuna and no storage URL is set
     ray/             Ray Tune's logs, per trial (a resume does not need them)
-    runs/<run id>/   one run directory per trial (the format of ``largebatch.train.store``)
+    runs/<run id>/   one run directory per trial (the format of ``largebatch.records.store``)
     trials.json      the trial index: per run id its state, parameters, failures and latest result
 
 Trial states in ``trials.json``: ``pending``, ``running``, then ``completed`` or ``diverged`` (the run's own
@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
+from largebatch.core.yaml_io import read_yaml
+from largebatch.records.store import atomic_write_text, plain_data
 from largebatch.sweep.config import validate_sweep
 from largebatch.sweep.space import Sweep
-from largebatch.train.config import read_yaml
-from largebatch.train.store import atomic_write_text, plain_data
 
 SWEEP_FILE = "sweep.yaml"
 TRIALS_FILE = "trials.json"

@@ -54,7 +54,7 @@ def trial_dirname(trial: Any) -> str:
 
 def launch_provenance(sweep: Sweep, folder: SweepFolder) -> dict[str, Any]:
     """What every trial of this launch shares: how the driver was started, and the sweep."""
-    from largebatch.train.store import collect_provenance
+    from largebatch.records.store import collect_provenance
 
     collected = collect_provenance()
     return {**{key: collected[key] for key in LAUNCH_PROVENANCE}, "sweep": sweep.name, "sweep_dir": str(folder.root)}

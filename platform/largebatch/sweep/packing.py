@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from largebatch.core.errors import ConfigError
 from largebatch.sweep.space import Sweep, extremes
-from largebatch.train.config import ConfigError, ExperimentConfig
+from largebatch.train.config import ExperimentConfig
 
 CONTEXT_BYTES = 600 * 2**20  # a CUDA context and torch's kernels, per process
 MEMORY_SLACK = 1.25  # the caching allocator's fragmentation and the eval batches over the measured training peak

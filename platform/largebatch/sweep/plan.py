@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from largebatch.records.store import RunStore
 from largebatch.sweep.folder import FINISHED, SweepFolder, TrialIndex
 from largebatch.sweep.reporting import finished_result, worst
 from largebatch.sweep.space import Label, Sweep
-from largebatch.train.store import RunStore
 
 RUN_ID = "run_id"  # the Tune config key holding a trial's run id (not a parameter)
 DRIVER_VERDICTS = ("stopped", "failed")  # final states only the driver knows (the run cannot tell)

@@ -17,8 +17,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from largebatch.core.errors import ConfigError
 from largebatch.sweep.config import ResourcesConfig
-from largebatch.train.config import ConfigError
 
 DRIVER_MEMORY = 2**20  # bytes: a data-parallel trial's driver must request something, and not a CPU
 GPU_FRACTION_DIGITS = 4  # Ray accepts fractional GPU requests to 4 decimals (1/3 → 0.3333: three fit)

@@ -20,8 +20,10 @@ from typing import Any
 
 import yaml
 
+from largebatch.core.errors import ConfigError
+from largebatch.core.yaml_io import apply_overrides
 from largebatch.sweep.config import Choice, IntRange, SweepConfig, load_sweep_file
-from largebatch.train.config import ConfigError, ExperimentConfig, apply_overrides, validate
+from largebatch.train.config import ExperimentConfig, validate
 
 Label = None | bool | int | float | str
 SCALARS = (type(None), bool, int, float, str)

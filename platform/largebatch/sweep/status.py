@@ -1,7 +1,7 @@
 """The trials of a sweep as a table, from its results folder alone (no Ray import): ``largebatch sweep status``.
 
 Rows come from the trial index (state, failures, the settings each trial was given) joined with the trials' run
-directories (status, steps, final and best metrics; :func:`largebatch.train.runs.runs_table`), so trials that
+directories (status, steps, final and best metrics; :func:`largebatch.records.runs.runs_table`), so trials that
 never wrote a run still appear, and runs written without an index entry too. A run that finished (completed or
 diverged) shows its own status even where the index still says ``running`` (a sweep killed before recording it).
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from largebatch.records.reader import Damage
+from largebatch.records.runs import RunsRead, flatten, format_runs_table, read_runs
 from largebatch.sweep.folder import FINISHED, SweepFolder
 from largebatch.sweep.space import Sweep, extremes
-from largebatch.train.damage import Damage
-from largebatch.train.runs import RunsRead, flatten, format_runs_table, read_runs
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -30,7 +30,7 @@ from ray.tune import Callback
 
 from largebatch.sweep.folder import SweepFolder
 from largebatch.sweep.plan import RUN_ID
-from largebatch.train.store import SUMMARY
+from largebatch.records.store import SUMMARY
 
 STOP_REQUEST = "stop-requested"
 GRACE_S = 60.0  # a trial stops within a batch; this bounds a trial stuck in its final evaluation or W&B upload

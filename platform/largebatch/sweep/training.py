@@ -16,12 +16,12 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from largebatch.records.store import CONFIG
 from largebatch.sweep.reporting import Report, finished_result, time_axes, with_finite_objective
 from largebatch.sweep.space import Sweep
 from largebatch.train.callbacks import GeneralizationGap, find
 from largebatch.train.module import STEP
 from largebatch.train.runner import RUN_DIR_ENV, train
-from largebatch.train.store import CONFIG
 
 POSITION = (STEP, "epoch")  # logged by the module to place its metrics; the time axes below say the same
 

@@ -4,7 +4,7 @@ The trial's run directory is ``<sweep folder>/runs/<run id>`` (the run id travel
 :mod:`largebatch.sweep.plan`), an absolute path outside Ray's temporary trial folders. When that directory
 already holds a run (a retry after a failure, or a trial left unfinished by an interrupted sweep and resumed),
 training resumes it: from ``checkpoints/last.ckpt`` when there is one, else
-from step 0 with the earlier rows kept in the files and superseded (see ``largebatch.train.store``). A run that
+from step 0 with the earlier rows kept in the files and superseded (see ``largebatch.records.store``). A run that
 already finished (completed or diverged) is not trained again: its stored outcome is reported, which keeps a
 sweep killed before its trial index caught up from repeating finished trials. The run's ``provenance.json``
 holds the driver's launch provenance (:func:`largebatch.sweep.launch.launch_provenance`) over the trial's own.
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from largebatch.records.store import CONFIG, RunStore
 from largebatch.sweep.folder import FINISHED, SweepFolder
 from largebatch.sweep.plan import RUN_ID, trial_params
 from largebatch.sweep.reporting import finished_result
 from largebatch.sweep.resources import TrialResources
 from largebatch.sweep.space import Sweep
 from largebatch.sweep.stopping import stop_request
-from largebatch.train.store import CONFIG, RunStore
 
 
 @dataclass(frozen=True)

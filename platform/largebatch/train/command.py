@@ -39,10 +39,12 @@ def _notes(err: BaseException) -> str:
 def run_train(args: argparse.Namespace) -> int:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from largebatch.train.config import ConfigError, load_experiment, read_yaml, validate
+    from largebatch.core.errors import ConfigError
+    from largebatch.core.yaml_io import read_yaml
+    from largebatch.records.runs import resolve_run
+    from largebatch.records.store import RunBusyError
+    from largebatch.train.config import load_experiment, validate
     from largebatch.train.runner import ResumeRefused, train
-    from largebatch.train.runs import resolve_run
-    from largebatch.train.store import RunBusyError
 
     quiet_libraries()
     if args.resume and args.overrides:
@@ -112,8 +114,9 @@ def probe_flags_problem(args: argparse.Namespace) -> str | None:
 
 
 def run_noise_scale(args: argparse.Namespace) -> int:
+    from largebatch.core.errors import ConfigError
     from largebatch.train.callbacks import NoiseScaleMonitor
-    from largebatch.train.config import ConfigError, load_experiment
+    from largebatch.train.config import load_experiment
     from largebatch.train.runner import train
 
     problem = probe_flags_problem(args)

@@ -1,27 +1,23 @@
-"""Experiment files: a typed schema, YAML loading with ``--set`` overrides, and errors that name file and key.
+"""Experiment files: a typed schema, loaded with ``--set`` overrides, and errors that name file and key.
 
 An experiment is one YAML file (see ``experiments/``). Every key is validated on load; an unknown key, a
 wrong type or a value out of range raises :class:`ConfigError` naming the file, the dotted key and the
-allowed values. ``resolved()`` is what a run saves next to its results.
+allowed values. ``resolved()`` is what a run saves next to its results. The YAML reading and error phrasing
+every schema shares are in :mod:`largebatch.core`.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from largebatch.core.errors import ConfigError, dotted_key, format_errors, model_allowed_keys
+from largebatch.core.yaml_io import apply_overrides, read_yaml
 from largebatch.optim import registry as optimizer_registry
-from largebatch.train.yaml_loader import DuplicateKeyError, load_yaml
-
-
-class ConfigError(ValueError):
-    """A configuration problem, already phrased for the user (file, key, allowed values)."""
 
 
 class Section(BaseModel):
@@ -198,112 +194,6 @@ class ExperimentConfig(Section):
         return self.model_dump(mode="json")
 
 
-
-
-def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
-    """Field names of the section at ``loc`` (for 'unknown key' messages)."""
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            break
-        annotation = field.annotation
-        current = annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
-        if current is None:
-            return []
-    return sorted(getattr(current, "model_fields", {}))
-
-
-def format_errors(
-    err: ValidationError,
-    source: str,
-    *,
-    key: Callable[[tuple[Any, ...]], str],
-    allowed_keys: Callable[[tuple[Any, ...]], Sequence[str]],
-    special: Callable[[dict[str, Any], str], str | None] | None = None,
-) -> str:
-    """One line per pydantic error, naming ``source`` and the dotted key (shared by every YAML schema).
-
-    ``key`` renders an error location, ``allowed_keys`` lists the fields of the section holding an unknown key,
-    and ``special`` may phrase an error type of its own (e.g. a tagged union) or return None.
-    """
-    lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        name = key(loc)
-        message = special(e, name) if special is not None else None
-        if message is not None:
-            lines.append(f"{source}: {message}")
-        elif e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{name}'; allowed keys here: {', '.join(allowed_keys(loc[:-1]))}")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{name}'")
-        elif not loc:
-            lines.append(f"{source}: {e['msg'].removeprefix('Value error, ')}")
-        else:
-            lines.append(f"{source}: key '{name}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
-def tagged_list_key(tags: Collection[str]) -> Callable[[tuple[Any, ...]], str]:
-    """An error-location renderer for lists of tagged unions, without the tag pydantic puts in the location:
-    ``('views', 2, 'lr_heatmap', 'metric')`` → ``views[2].metric``."""
-
-    def key(loc: tuple[Any, ...]) -> str:
-        parts = [p for p in loc if p not in tags]
-        return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[") or "(top level)"
-
-    return key
-
-
-def tag_error(field: str, tags: Collection[str]) -> Callable[[dict[str, Any], str], str | None]:
-    """A ``special`` phrasing for :func:`format_errors`: a tagged union's missing or unknown ``field``, with the
-    allowed ``tags``."""
-
-    def special(e: dict[str, Any], key: str) -> str | None:
-        if e["type"] == "union_tag_not_found":
-            return f"missing required key '{key}.{field}'; allowed {field}s: {', '.join(tags)}"
-        if e["type"] == "union_tag_invalid":
-            got = e["input"].get(field) if isinstance(e["input"], Mapping) else e["input"]
-            return f"key '{key}.{field}': unknown {field} {got!r}; allowed {field}s: {', '.join(tags)}"
-        return None
-
-    return special
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if p != "function-after") or "(top level)"
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` → (["a", "b", "c"], YAML-parsed value)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. optimizer.name=lamb")
-    try:
-        value = load_yaml(raw) if raw.strip() else ""
-    except DuplicateKeyError as err:
-        raise ConfigError(f"--set {text!r}: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
-    return key.strip().split("."), value
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``data`` with each ``KEY=VALUE`` set (nested dicts created as needed)."""
-    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: '{part}' is a value, not a section")
-            node = child
-        node[path[-1]] = value
-    return data
-
-
 def validate(data: Mapping[str, Any], source: str = "<config>") -> ExperimentConfig:
     """Validate plain data; ConfigError names ``source`` and every offending key."""
     if not isinstance(data, Mapping):
@@ -311,36 +201,8 @@ def validate(data: Mapping[str, Any], source: str = "<config>") -> ExperimentCon
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ConfigError(format_errors(err, source, key=_dotted,
-                                        allowed_keys=lambda loc: _allowed_keys(ExperimentConfig, loc))) from None
-
-
-def yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML error on one line: what is wrong and where (PyYAML's own text spreads over several lines)."""
-    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
-        mark = err.problem_mark
-        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return " ".join(str(err).split())
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML file (read by :func:`~largebatch.train.yaml_loader.load_yaml`: YAML 1.2 booleans, a
-    duplicate key refused), with clear errors for a missing or malformed file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        data = load_yaml(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file (byte {err.object[err.start]:#04x} at offset {err.start}); "
-                          "expected YAML") from None
-    except DuplicateKeyError as err:
-        raise ConfigError(f"{path}: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    return data
+        raise ConfigError(format_errors(err, source, key=dotted_key,
+                                        allowed_keys=lambda loc: model_allowed_keys(ExperimentConfig, loc))) from None
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

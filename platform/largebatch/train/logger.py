@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from largebatch.train.store import RunStore
+from largebatch.records.store import RunStore
 
 
 class RunStoreLogger(Logger):

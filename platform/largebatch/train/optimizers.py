@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from largebatch.core.errors import ConfigError
 from largebatch.optim import Exclude, create_optimizer
-from largebatch.train.config import ConfigError, OptimizerConfig
+from largebatch.train.config import OptimizerConfig
 
 
 def build_optimizer(config: OptimizerConfig, model: nn.Module, lr: float) -> torch.optim.Optimizer:

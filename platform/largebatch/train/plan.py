@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from largebatch.core.errors import ConfigError
 from largebatch.optim.schedules import Schedule, scaled_lr, warmup_steps_from_epochs
-from largebatch.train.config import ConfigError, ExperimentConfig
+from largebatch.train.config import ExperimentConfig
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,14 @@ from largebatch.train.callbacks import (
     CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, ProgressLog, SharpnessProbe,
     Throughput, TrustRatioMonitor,
 )
+from largebatch.core.errors import ConfigError
+from largebatch.records.store import FINISHED, SUMMARY, RunStore
 from largebatch.train.chance import at_chance_warning
-from largebatch.train.config import ConfigError, ExperimentConfig
+from largebatch.train.config import ExperimentConfig
 from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.module import MODULES
 from largebatch.train.plan import BatchPlan, plan_batches
-from largebatch.train.store import FINISHED, SUMMARY, RunStore
 from largebatch.train.wandb_mirror import finish as finish_wandb
 from largebatch.train.wandb_mirror import wandb_logger
 

@@ -18,7 +18,7 @@ from largebatch.train.callbacks._emit import (
     StepCallback, check_every, due, emit_block, grad_norms, step_sees_final_gradients, step_stats,
     unnamed_to_module_names,
 )
-from largebatch.train.store import FLOAT32_DIGITS
+from largebatch.records.store import FLOAT32_DIGITS
 
 
 class GradNormMonitor(StepCallback):

@@ -31,7 +31,7 @@ from largebatch.train.callbacks._emit import (
     Layers, StepCallback, check_every, due, emit_block, emit_layer_block, grad_norms, named_layers, norms, step_stats,
     unnamed_to_module_names,
 )
-from largebatch.train.store import FLOAT32_DIGITS
+from largebatch.records.store import FLOAT32_DIGITS
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
 

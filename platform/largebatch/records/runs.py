@@ -1,4 +1,4 @@
-"""Finding and reading runs (the format is in ``largebatch.train.store``) as pandas, and ``largebatch runs``.
+"""Finding and reading runs (the format is in ``largebatch.records.store``) as pandas, and ``largebatch runs``.
 
 ``runs_table`` is the entry point for sweeps and analysis: one row per run with its status, its config
 flattened to dotted columns (``optimizer.name``, ``batch_size``) and its summary flattened the same way
@@ -16,8 +16,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from largebatch.train.damage import Damage, RunFiles, read_metrics, read_run, report_damage
-from largebatch.train.store import CONFIG, TERMINAL, RunStore, current_rows, default_summary, summarize_metrics
+from largebatch.records.reader import Damage, RunFiles, read_metrics, read_run, report_damage
+from largebatch.records.store import CONFIG, TERMINAL, RunStore, current_rows, default_summary, summarize_metrics
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from largebatch.train.config import ConfigError, read_yaml
-from largebatch.train.store import (
+from largebatch.core.errors import ConfigError
+from largebatch.core.yaml_io import read_yaml
+from largebatch.records.store import (
     CONFIG, LAYER_DTYPES, LAYERS, LOCK, METRIC_DTYPES, METRICS, PROVENANCE, STATUSES, SUMMARY, RunStore, csv_cell,
     default_summary,
 )

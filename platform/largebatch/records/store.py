@@ -175,7 +175,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def _overwrite_text(path: Path, text: str) -> None:
     """Rewrite ``path`` in place: on a full disk the file's own freed blocks take the new text, where the temp
     copy of :func:`atomic_write_text` finds no room. Not atomic: a crash in between leaves a damaged file, which
-    readers report (``largebatch.train.damage``); worth it only to record how a run ended when nothing else
+    readers report (``largebatch.records.reader``); worth it only to record how a run ended when nothing else
     fits."""
     with path.open("w", encoding="utf-8") as file:
         file.write(text)
