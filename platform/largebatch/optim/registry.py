@@ -106,9 +106,9 @@ class OptimizerEntry:
             if new in options:
                 raise UnknownOptionError(f"options {name} and {new} of '{self.name}' are one option (renamed to "
                                          f"{new}); give only {new}")
-            warnings.warn(f"optimizer.options.{name} of '{self.name}' is now called {new} (read as {new}={options[name]!r}); "
-                          f"rename it in the experiment file: {name} means another rule elsewhere", FutureWarning,
-                          stacklevel=3)
+            warnings.warn(f"optimizer.options.{name} of '{self.name}' is now called {new} (read as "
+                          f"{new}={options[name]!r}); rename it in the experiment file: {name} means another rule "
+                          "elsewhere", FutureWarning, stacklevel=3)
         return {self.renamed.get(name, name): value for name, value in options.items()}
 
 

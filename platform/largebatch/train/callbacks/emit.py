@@ -1,5 +1,6 @@
-"""Emitting telemetry to a trainer's loggers, and the block-logging contract loggers may offer (:class:`MetricBlockLogger`,
-:class:`LayerBlockLogger`, :class:`LayerTableLogger`): a logger that has them takes whole blocks of steps in one call,
+"""Emitting telemetry to a trainer's loggers, and the block-logging contract loggers may offer
+(:class:`MetricBlockLogger`, :class:`LayerBlockLogger`, :class:`LayerTableLogger`): a logger that has them takes
+whole blocks of steps in one call,
 any other Lightning logger gets one ``log_metrics`` per step (and no per-layer tables)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import lightning.pytorch as pl
 
 @runtime_checkable
 class MetricBlockLogger(Protocol):
-    """A logger that takes scalars of several steps in one call (e.g. :class:`~largebatch.train.logger.RunStoreLogger`)."""
+    """A logger that takes scalars of several steps in one call (:class:`~largebatch.train.logger.RunStoreLogger`)."""
 
     def log_metric_block(
         self, steps: Sequence[int], names: Sequence[str], values: Sequence[float], digits: int | None = None
@@ -66,5 +67,6 @@ def emit_layer_block(trainer: pl.Trainer, steps: list[int], layers: list[str], t
             logger.log_layer_block(steps, layers, table)
         elif isinstance(logger, LayerTableLogger):
             for i, step in enumerate(steps):
-                logger.log_layers(step, {"layer": layers, **{key: column[i * n:(i + 1) * n] for key, column in table.items()}})
+                columns = {key: column[i * n:(i + 1) * n] for key, column in table.items()}
+                logger.log_layers(step, {"layer": layers, **columns})
 

@@ -32,6 +32,7 @@ def evaluation_data(trainer: pl.Trainer) -> EvaluationData:
     data = getattr(trainer, "datamodule", None)
     if not isinstance(data, EvaluationData):
         missing = [name for name in ("gap_train_batches", "val_batches") if not callable(getattr(data, name, None))]
-        raise TypeError(f"GeneralizationGap and SharpnessProbe need a datamodule with {' and '.join(m + '()' for m in missing)} "
-                        f"(see largebatch.train.callbacks.evaluation_data.EvaluationData); got {type(data).__name__}")
+        needed = " and ".join(f"{name}()" for name in missing)
+        raise TypeError(f"GeneralizationGap and SharpnessProbe need a datamodule with {needed} (see "
+                        f"largebatch.train.callbacks.evaluation_data.EvaluationData); got {type(data).__name__}")
     return data

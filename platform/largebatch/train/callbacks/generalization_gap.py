@@ -20,7 +20,8 @@ from largebatch.train.callbacks.evaluation_data import evaluation_data
 
 class GeneralizationGap(Callback):
     """At each training epoch end, evaluates ``pl_module.evaluate`` on the datamodule's ``gap_train_batches()``
-    and ``val_batches()`` (read through :func:`~.evaluation_data.evaluation_data`) and logs, at ``step=trainer.global_step``: ``gap/train_loss``, ``gap/train_acc``,
+    and ``val_batches()`` (read through :func:`~.evaluation_data.evaluation_data`) and logs, at
+    ``step=trainer.global_step``: ``gap/train_loss``, ``gap/train_acc``,
     ``gap/val_loss``, ``gap/val_acc``, ``gen_gap`` = train_acc − val_acc, ``loss_gap`` = val_loss − train_loss
     and ``epoch`` (the finished epoch, 0-based). The last values stay in :attr:`last`, measured after optimizer
     step :attr:`step` (both in checkpoints too).
