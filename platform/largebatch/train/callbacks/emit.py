@@ -1,7 +1,7 @@
 """Emitting telemetry to a trainer's loggers, and the block-logging contract loggers may offer
 (:class:`MetricBlockLogger`, :class:`LayerBlockLogger`, :class:`LayerTableLogger`): a logger that has them takes
-whole blocks of steps in one call,
-any other Lightning logger gets one ``log_metrics`` per step (and no per-layer tables)."""
+whole blocks of steps in one call, any other Lightning logger gets one ``log_metrics`` per step (and no per-layer
+tables)."""
 
 from __future__ import annotations
 
