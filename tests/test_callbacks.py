@@ -23,7 +23,7 @@ from largebatch.optim import LAMB, LARS, param_groups
 from largebatch.train.callbacks import (
     CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, Throughput, TrustRatioMonitor, find,
 )
-from largebatch.train.callbacks._emit import StepCallback
+from largebatch.train.callbacks.step_callback import StepCallback
 from largebatch.train.callbacks.trust_ratio import min_median_max
 
 Batch = tuple[Tensor, Tensor]
@@ -438,9 +438,9 @@ class RowsSeen(pl.Callback):
 
 
 def test_held_values_are_flushed_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from largebatch.train.callbacks import _emit
+    from largebatch.train.callbacks import step_callback
 
-    monkeypatch.setattr(_emit, "FLUSH_EVERY_N_STEPS", 3)
+    monkeypatch.setattr(step_callback, "FLUSH_EVERY_N_STEPS", 3)
     recorder = Recorder()
     seen = RowsSeen(recorder)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=recorder, max_steps=7, enable_progress_bar=False,
@@ -507,11 +507,11 @@ def test_held_values_are_flushed_when_training_fails() -> None:
 def test_trust_ratio_and_grad_norm_share_one_gradient_measurement(
     optimizer: str, expected: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from largebatch.train.callbacks import _emit
+    from largebatch.train.callbacks import layer_norms
 
     calls = []
-    original = _emit.norms
-    monkeypatch.setattr(_emit, "norms", lambda tensors, *a: calls.append(len(tensors)) or original(tensors, *a))
+    original = layer_norms.norms
+    monkeypatch.setattr(layer_norms, "norms", lambda tensors, *a: calls.append(len(tensors)) or original(tensors, *a))
     _, recorder = fit(Net(optimizer), [TrustRatioMonitor(every_n_steps=1), GradNormMonitor(every_n_steps=1)],
                       max_steps=3)
     assert calls == expected

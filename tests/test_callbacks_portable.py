@@ -69,3 +69,36 @@ def test_samples_in_looks_into_batches() -> None:
     assert samples_in(x) == samples_in((x, x)) == samples_in({"input": x}) == samples_in([[x]]) == 5
     with pytest.raises(ValueError, match="samples_per_step must be >= 1"):
         Throughput(samples_per_step=0)
+
+
+def test_run_store_logger_satisfies_the_block_logging_protocols(tmp_path) -> None:
+    from largebatch.train.callbacks.emit import LayerBlockLogger, LayerTableLogger, MetricBlockLogger
+    from largebatch.train.logger import RunStoreLogger
+
+    for protocol in (MetricBlockLogger, LayerBlockLogger, LayerTableLogger):
+        assert issubclass(RunStoreLogger, protocol)
+        assert not isinstance(CSVLogger(tmp_path), protocol)
+
+
+def test_a_plain_lightning_logger_gets_one_log_metrics_per_step_and_no_layer_tables(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from largebatch.train.callbacks.emit import emit_block, emit_layer_block
+
+    calls: list[tuple[dict, int]] = []
+
+    class Plain(CSVLogger):
+        def log_metrics(self, metrics, step=None):
+            calls.append((metrics, step))
+
+    trainer = SimpleNamespace(loggers=[Plain(tmp_path)])
+    emit_block(trainer, [1, 2], ["a", "b"], [1.0, 2.0, 3.0, 4.0])
+    emit_layer_block(trainer, [1], ["w"], {"lr": [0.1]})
+    assert calls == [({"a": 1.0, "b": 2.0}, 1), ({"a": 3.0, "b": 4.0}, 2)]
+
+
+def test_evaluation_callbacks_name_what_a_plain_project_lacks(tmp_path) -> None:
+    from largebatch.train.callbacks import GeneralizationGap
+
+    with pytest.raises(TypeError, match=r"need a datamodule with gap_train_batches\(\) and val_batches\(\)"):
+        fit(Classifier("sgd"), GeneralizationGap(), tmp_path, max_epochs=1)

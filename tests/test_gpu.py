@@ -41,7 +41,7 @@ def test_cuda_matches_cpu(make) -> None:
         torch.testing.assert_close(a, b.cpu(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("make", [lambda g: LAMB(g, lr=1e-2, grad_pre_normalization=1.0, trust_clip=True),
+@pytest.mark.parametrize("make", [lambda g: LAMB(g, lr=1e-2, grad_pre_normalization=1.0, lambc=True),
                                   lambda g: LARS(g, lr=1.0, trust_clip=True)], ids=["lamb", "lars"])
 def test_cuda_step_has_no_host_sync(make) -> None:
     model = model_on("cuda")

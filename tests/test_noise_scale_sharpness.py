@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
@@ -81,9 +80,7 @@ class Regression(pl.LightningModule):
 class Resampled(pl.LightningDataModule):
     def __init__(self, x, y, micro: int, accumulate: int, steps: int) -> None:
         super().__init__()
-        self.x, self.y, self.micro = x, y, micro
-        self.effective_batch_size = micro * accumulate
-        self.plan = SimpleNamespace(micro_batch=micro)
+        self.x, self.y, self.micro = x, y, micro  # no batch sizes given: the monitor counts them from the batches
         self.n = steps * accumulate
 
     def train_dataloader(self):

@@ -53,7 +53,8 @@ def test_foreach_and_per_parameter_paths_agree(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_step_never_syncs_with_the_host(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     model = small_model()
-    opt = OPTIMIZERS[name](param_groups(model, weight_decay=1e-4), trust_clip=True)
+    clip = {"trust_clip": True} if name == "lars" else {"lambc": True}  # LARC, LAMBC
+    opt = OPTIMIZERS[name](param_groups(model, weight_decay=1e-4), **clip)
     x, y = batch(0)
     nn.functional.cross_entropy(model(x), y).backward()
 

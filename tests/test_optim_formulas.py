@@ -68,7 +68,7 @@ LAMB_CASES: dict[str, dict] = {
     "no_weight_decay_still_adapts": {"weight_decay": 0.0},
     "phi_clip_v1": {"weight_norm_bounds": (0.0, 1.5)},
     "ratio_bounds": {"ratio_bounds": (0.9, 1.1)},
-    "lambc_trust_clip": {"trust_clip": True},
+    "lambc_trust_clip": {"lambc": True},
     "decoupled": {"weight_decay_mode": "decoupled", "weight_decay": 0.1},
     "no_bias_correction": {"bias_correction": False},
     "nvlamb_pre_normalization": {"grad_pre_normalization": 1.0},

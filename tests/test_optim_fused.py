@@ -138,7 +138,7 @@ def block_shapes(kernels: ModuleType) -> list[tuple[int, ...]]:
 BLOCK_CASES: dict[str, dict[str, Any]] = {
     "paper": {},
     "phi_and_ratio_clamps": {"weight_norm_bounds": (0.0, 10.0), "ratio_bounds": (0.05, 2.0)},
-    "trust_clip": {"trust_clip": True},
+    "trust_clip": {"lambc": True},
     "decoupled": {"weight_decay_mode": "decoupled", "weight_decay": 0.1},
     "nvlamb_pre_normalization": {"grad_pre_normalization": 1.0},
 }
@@ -333,7 +333,7 @@ def test_a_failed_build_warns_once_and_steps_on_the_eager_path(
 @pytest.mark.parametrize("cls", [LAMB, LARS])
 def test_fused_step_never_syncs_with_the_host(cls: type, kernels: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     params = make_params()
-    kwargs = {"grad_pre_normalization": 1.0, "trust_clip": True} if cls is LAMB else {"trust_clip": True}
+    kwargs = {"grad_pre_normalization": 1.0, "lambc": True} if cls is LAMB else {"trust_clip": True}
     opt = cls(params, lr=0.1, fused=True, **kwargs)
     for p, g in zip(params, grads_at(1)):
         p.grad = g.float()

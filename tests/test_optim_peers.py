@@ -47,7 +47,7 @@ def assert_same(a: nn.Module, b: nn.Module) -> None:
     [
         ({}, {"max_grad_norm": None}),
         ({"grad_pre_normalization": 1.0}, {"max_grad_norm": 1.0}),  # timm's default is NVLAMB
-        ({"trust_clip": True, "grad_pre_normalization": 1.0}, {"trust_clip": True}),
+        ({"lambc": True, "grad_pre_normalization": 1.0}, {"trust_clip": True}),  # timm's LAMB trust_clip is LAMBC
     ],
 )
 def test_lamb_equals_timm(ours: dict, theirs: dict) -> None:

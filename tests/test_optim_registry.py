@@ -53,6 +53,8 @@ def test_registry_and_config_import_without_torch() -> None:
      "defaults momentun are not options of torch.optim:SGD"),
     (lambda: registry.register("gone", "largebatch.optim.nowhere:Gone"), "cannot import largebatch.optim.nowhere"),
     (lambda: registry.register("notopt", "torch.nn:Linear"), "is not a torch.optim.Optimizer class"),
+    (lambda: registry.register("lamb4", "largebatch.optim.lamb:LAMB", layerwise=True, renamed={"clip": "lamb_c"}),
+     "renamed options clip must map a name the constructor no longer takes to one it takes"),
 ])
 def test_registered_but_incomplete_entry_fails_loudly_at_validation(register, message, scratch_entries) -> None:
     register()
@@ -100,3 +102,38 @@ def test_create_optimizer_applies_registry_defaults_and_rejects_unknown_options(
         create_optimizer(nn.Linear(2, 2), "sgd", lr=0.1, betas=(0.9, 0.99))
     with pytest.raises(ValueError, match="unknown optimizer 'lion'; allowed: sgd"):
         create_optimizer(nn.Linear(2, 2), "lion", lr=0.1)
+
+
+def test_one_meaning_per_option_name_lamb_reads_its_old_trust_clip_as_lambc() -> None:
+    lars = create_optimizer(nn.Linear(2, 2), "lars", lr=0.1, trust_clip=True)
+    assert all(group["trust_clip"] for group in lars.param_groups)  # LARS: trust_clip is LARC
+    assert "trust_clip" not in registry.entry("lamb").options and "lambc" in registry.entry("lamb").options
+    with pytest.warns(FutureWarning, match="optimizer.options.trust_clip of 'lamb' is now called lambc"):
+        lamb = create_optimizer(nn.Linear(2, 2), "lamb", lr=0.1, trust_clip=True)
+    assert lamb.param_groups[0]["ratio_bounds"] == (None, 1.0)  # LAMBC, as lambc=True gives
+    with pytest.raises(ValueError, match="options trust_clip and lambc of 'lamb' are one option"):
+        create_optimizer(nn.Linear(2, 2), "lamb", lr=0.1, trust_clip=True, lambc=True)
+
+
+def test_larc_and_lambc_are_different_rules_on_the_shared_trust_ratio() -> None:
+    """LARC bounds the local rate by the global one (λ ≤ 1 after dividing by γ); LAMBC bounds the ratio by 1."""
+    from largebatch.optim import trust_ratio
+
+    torch.manual_seed(0)
+    lr, weights, grads = 0.5, [torch.randn(8, 8) * 3, torch.randn(8)], [torch.randn(8, 8) * 0.1, torch.randn(8) * 5]
+
+    def ratios(cls: type, **options: object) -> torch.Tensor:
+        params = [w.clone().requires_grad_() for w in weights]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer = cls(params, lr=lr, weight_decay=0.0, foreach=True, fused=False, **options)
+        optimizer.step()
+        return optimizer.layer_stats().trust_ratio
+
+    w_norm = torch.stack([w.norm() for w in weights])
+    lars_raw = trust_ratio(w_norm, torch.stack([g.norm() for g in grads]), coefficient=0.001)
+    torch.testing.assert_close(ratios(LARS, trust_clip=True), torch.clamp(lars_raw / lr, max=1.0))
+    lamb_raw = ratios(LAMB)
+    lambc = ratios(LAMB, lambc=True)
+    torch.testing.assert_close(lambc, torch.clamp(lamb_raw, max=1.0))
+    assert not torch.equal(lambc, torch.clamp(lamb_raw / lr, max=1.0))  # LARC's rule would give other ratios here

@@ -261,3 +261,16 @@ def test_probes_are_enabled_and_configured_from_the_experiment_file() -> None:
     assert probes["sharpness"].tol == 0.01 and probes["sharpness"].batch_size == 512
     with pytest.raises(ConfigError, match=r"unknown key 'probes.sharpness.tolerance'; allowed keys here: batch_size"):
         load_experiment(experiment, ["probes.sharpness.tolerance=0.01"])
+
+
+def test_runner_telemetry_is_typed_and_registers_probes_after_the_guard() -> None:
+    from largebatch.train.callbacks import DivergenceGuard, GeneralizationGap, NoiseScaleMonitor, Throughput
+    from largebatch.train.config import load_experiment
+    from largebatch.train.runner import _callbacks
+
+    experiment = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
+    ours = _callbacks(load_experiment(experiment, ["probes.noise_scale.enabled=true"]))
+    assert isinstance(ours.guard, DivergenceGuard) and isinstance(ours.gap, GeneralizationGap)
+    assert isinstance(ours.throughput, Throughput) and ours.throughput.samples_per_step == 128
+    order, (noise,) = ours.in_order(), ours.probes
+    assert isinstance(noise, NoiseScaleMonitor) and order.index(noise) > order.index(ours.guard)

@@ -9,7 +9,11 @@ For each layer l at step t, with gradient g (optionally pre-normalised, NVLAMB):
     x_{t+1} = x_t − η_t · φ(‖x_t‖) / ‖u_t‖ · u_t                    (layer-wise trust ratio)
 
 φ is the identity by default (the authors' later advice); ``weight_norm_bounds=(0, 10)`` gives the clip of
-paper v1. ``trust_clip=True`` caps the ratio at 1 (LAMBC), ``ratio_bounds`` clamps it generally.
+paper v1. ``lambc=True`` caps the ratio at 1 (LAMBC: x_{t+1} = x_t − η_t·min(φ(‖x_t‖)/‖u_t‖, 1)·u_t, so no layer
+steps faster than η_t), ``ratio_bounds`` clamps it generally. This option was called ``trust_clip`` before; that
+name now means only LARS's LARC rule (λ ≤ γ, a bound that depends on the learning rate: see
+:mod:`largebatch.optim.trust_ratio`), and experiment files that still say ``trust_clip`` for LAMB are read as
+``lambc`` with a warning (:mod:`largebatch.optim.registry`).
 ``weight_decay_mode="decoupled"`` applies x ← x·(1 − η_t·λ) outside the ratio instead (AdamW style).
 ``grad_pre_normalization=c`` divides all gradients by max(1, ‖g‖_global / c) first (NVIDIA's NVLAMB);
 ``p.grad`` is never modified.
@@ -56,7 +60,7 @@ class LAMB(LayerwiseOptimizer):
         weight_decay: λ. weight_decay_mode: ``"adam_update"`` (paper: inside the ratio) or ``"decoupled"``.
         bias_correction: divide the moments by (1 − β^t) (Algorithm 2 does; the authors' TF code did not).
         weight_norm_bounds: φ = clip(‖x‖, γ_l, γ_u); None is the identity.
-        ratio_bounds: clamp of the trust ratio; ``trust_clip=True`` is ``ratio_bounds=(None, 1)`` (LAMBC).
+        ratio_bounds: clamp of the trust ratio. lambc: cap it at 1, i.e. ``ratio_bounds=(None, 1)`` (LAMBC).
         grad_pre_normalization: NVLAMB's bound on the global gradient norm; None (default) is off.
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
         fused: the fused kernels (CPU: one cache-blocked C++ call per step; CUDA: two Triton launches per bucket);
@@ -80,7 +84,7 @@ class LAMB(LayerwiseOptimizer):
         bias_correction: bool = True,
         weight_norm_bounds: Bounds | None = None,
         ratio_bounds: Bounds | None = None,
-        trust_clip: bool = False,
+        lambc: bool = False,
         grad_pre_normalization: float | None = None,
         foreach: bool | None = None,
         fused: bool | None = None,
@@ -95,7 +99,7 @@ class LAMB(LayerwiseOptimizer):
             raise ValueError(f"LAMB: weight_decay_mode must be 'adam_update' or 'decoupled', got {weight_decay_mode!r}")
         if grad_pre_normalization is not None and grad_pre_normalization <= 0:
             raise ValueError(f"LAMB: grad_pre_normalization must be > 0 or None, got {grad_pre_normalization}")
-        if trust_clip:
+        if lambc:
             low = None if ratio_bounds is None else ratio_bounds[0]
             high = 1.0 if ratio_bounds is None or ratio_bounds[1] is None else min(1.0, ratio_bounds[1])
             ratio_bounds = (low, high)

@@ -6,6 +6,9 @@ For each layer l with weights w, gradient g, weight decay β, trust coefficient 
     λ_l = η·‖w‖ / (‖g + βw‖ + eps)              (``denominator="update"``: optax, TensorFlow)
     λ_l = min(λ_l / γ_t, 1)                     (``trust_clip=True``: LARC, never above the global rate)
 
+(so the step's rate γ_t·λ_l becomes min(η·‖w‖/(…), γ_t): LARC bounds the local *rate* by γ_t, unlike LAMB's
+``lambc``, which bounds the *ratio* by 1 whatever the rate; see :mod:`largebatch.optim.trust_ratio`)
+
 then momentum on d = g + βw, with the learning rate in one of two places:
 
     v ← m·v + (1 − dampening)·γ_t·λ_l·d;  w ← w − v          (``lr_placement="momentum"``: Algorithm 1, optax)
@@ -51,7 +54,7 @@ class LARS(LayerwiseOptimizer):
             ``adapt=False`` (plain momentum SGD, λ = 1) and its own ``weight_decay``, independently.
         lr: γ, the global learning rate. momentum: m. dampening, nesterov: as in ``torch.optim.SGD``.
         weight_decay: β. trust_coefficient: η (0.001 in the paper). eps: added to the denominator.
-        trust_clip: LARC clipping of the local rate to the global one.
+        trust_clip: LARC (NVIDIA apex's clip mode): λ_l ← min(λ_l/γ, 1), so the local rate γ·λ_l never exceeds γ.
         denominator: ``"paper"`` (‖g‖ + β‖w‖) or ``"update"`` (‖g + βw‖).
         lr_placement: ``"momentum"`` (Algorithm 1) or ``"step"`` (PyTorch SGD).
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.

@@ -12,7 +12,7 @@ Option names mean what they mean on the optimizers, and take the optimizers' def
   ``trust_clip`` (LARC: the local rate λ never above the global rate γ), ``eps``, ``dampening``, ``nesterov``.
 * LAMB (You et al. 2019, arXiv:1904.00962, Algorithm 2): ``weight_decay_mode`` (``"adam_update"``: λx inside the
   ratio as printed, ``"decoupled"``: x ← (1 − ηλ)x outside), ``bias_correction``, ``weight_norm_bounds`` (φ),
-  ``ratio_bounds``, ``trust_clip`` (LAMBC: ratio ≤ 1), ``grad_pre_normalization`` (NVLAMB).
+  ``ratio_bounds``, ``lambc`` (LAMBC: ratio ≤ 1), ``grad_pre_normalization`` (NVLAMB).
 
 ``adapt=False`` is a parameter group without the trust ratio (ratio 1), as on the optimizers.
 """
@@ -62,7 +62,7 @@ class ReferenceLAMB:
         self.lr, self.betas, self.eps, self.weight_decay = o.lr, o.betas, o.eps, o.weight_decay
         self.decoupled = o.weight_decay_mode == "decoupled"
         self.bias_correction, self.adapt = o.bias_correction, o.adapt
-        self.weight_norm_bounds, self.ratio_bounds, self.trust_clip = o.weight_norm_bounds, o.ratio_bounds, o.trust_clip
+        self.weight_norm_bounds, self.ratio_bounds, self.lambc = o.weight_norm_bounds, o.ratio_bounds, o.lambc
         self.grad_pre_normalization = o.grad_pre_normalization
         self.t = 0
         self.m: dict[int, Tensor] = {}
@@ -87,7 +87,7 @@ class ReferenceLAMB:
         x_norm, u_norm = _norm(x), _norm(u)
         ratio = _clip(x_norm, self.weight_norm_bounds) / u_norm if x_norm > 0 and u_norm > 0 else 1.0
         ratio = _clip(ratio, self.ratio_bounds)
-        if self.trust_clip:  # LAMBC
+        if self.lambc:  # LAMBC
             ratio = min(ratio, 1.0)
         if not self.adapt:
             ratio = 1.0

@@ -12,6 +12,11 @@ the sweep space (every trial's experiment is validated) derive from these entrie
 at the end of this module. An entry that does not hold together (the class cannot be imported or is no
 optimizer, a default is no option of the class, a layer-wise class registered as not layer-wise or the other
 way round) raises :class:`RegistryError` the first time it is used; :func:`check_all` checks every entry.
+
+One option name has one meaning across optimizers. An option renamed for that reason stays readable from older
+experiment files: the entry's ``renamed`` maps the old name to the new one, and :meth:`OptimizerEntry.checked_options`
+reads it as the new one with a ``FutureWarning`` saying so (LAMB's ``trust_clip`` is now ``lambc``, because LARS's
+``trust_clip`` is LARC, a different rule: see :mod:`largebatch.optim.trust_ratio`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -36,12 +42,14 @@ class UnknownOptionError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class OptimizerEntry:
-    """One registered optimizer: ``name``, ``target`` (``"module:Class"``), ``layerwise`` and ``defaults``."""
+    """One registered optimizer: ``name``, ``target`` (``"module:Class"``), ``layerwise``, ``defaults`` and
+    ``renamed`` (old option name → its current name)."""
 
     name: str
     target: str
     layerwise: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def cls(self) -> type:
@@ -60,6 +68,10 @@ class OptimizerEntry:
         if missing:
             raise RegistryError(f"optimizer '{self.name}': defaults {', '.join(missing)} are not options of "
                                 f"{self.target}; allowed: {', '.join(allowed)}")
+        broken = sorted(old for old, new in self.renamed.items() if old in allowed or new not in allowed)
+        if broken:
+            raise RegistryError(f"optimizer '{self.name}': renamed options {', '.join(broken)} must map a name the "
+                                f"constructor no longer takes to one it takes; allowed: {', '.join(allowed)}")
         honours_adapt = "adapt" in cls([torch.zeros(1, requires_grad=True)], **self.defaults).defaults
         if honours_adapt != self.layerwise:
             raise RegistryError(
@@ -76,7 +88,9 @@ class OptimizerEntry:
 
     def checked_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """``options`` over this entry's defaults, lists as tuples (YAML has no tuples: ``betas: [0.9, 0.999]``);
-        :class:`UnknownOptionError` for a key the constructor does not take."""
+        a renamed option under its current name (with a ``FutureWarning``); :class:`UnknownOptionError` for a key
+        the constructor does not take."""
+        options = self._current_names(options)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise UnknownOptionError(
@@ -84,6 +98,18 @@ class OptimizerEntry:
                 + ("; lr and weight_decay are set at optimizer.lr / optimizer.weight_decay"
                    if set(RESERVED) & set(options) else ""))
         return {**self.defaults, **{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}}
+
+    def _current_names(self, options: dict[str, Any]) -> dict[str, Any]:
+        old = [name for name in options if name in self.renamed]
+        for name in old:
+            new = self.renamed[name]
+            if new in options:
+                raise UnknownOptionError(f"options {name} and {new} of '{self.name}' are one option (renamed to "
+                                         f"{new}); give only {new}")
+            warnings.warn(f"optimizer.options.{name} of '{self.name}' is now called {new} (read as "
+                          f"{new}={options[name]!r}); rename it in the experiment file: {name} means another rule "
+                          "elsewhere", FutureWarning, stacklevel=3)
+        return {self.renamed.get(name, name): value for name, value in options.items()}
 
 
 def _keywords(cls: type) -> list[str]:
@@ -93,7 +119,8 @@ def _keywords(cls: type) -> list[str]:
 OPTIMIZERS: dict[str, OptimizerEntry] = {}
 
 
-def register(name: str, target: str, *, layerwise: bool = False, defaults: dict[str, Any] | None = None) -> None:
+def register(name: str, target: str, *, layerwise: bool = False, defaults: dict[str, Any] | None = None,
+             renamed: dict[str, str] | None = None) -> None:
     """Add optimizer ``name`` whose class is ``target`` (``"package.module:Class"``); see the module docstring."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise RegistryError(f"optimizer name {name!r}: use lower-case letters, digits and '_'")
@@ -101,7 +128,7 @@ def register(name: str, target: str, *, layerwise: bool = False, defaults: dict[
         raise RegistryError(f"optimizer '{name}' is registered twice")
     if not re.fullmatch(r"[\w.]+:\w+", target):
         raise RegistryError(f"optimizer '{name}': target {target!r} is not 'package.module:Class'")
-    OPTIMIZERS[name] = OptimizerEntry(name, target, layerwise, dict(defaults or {}))
+    OPTIMIZERS[name] = OptimizerEntry(name, target, layerwise, dict(defaults or {}), dict(renamed or {}))
 
 
 def entry(name: str) -> OptimizerEntry:
@@ -133,4 +160,4 @@ register("adamw", "torch.optim:AdamW")
 register("adam", "torch.optim:Adam")
 register("adagrad", "torch.optim:Adagrad")
 register("lars", "largebatch.optim.lars:LARS", layerwise=True)
-register("lamb", "largebatch.optim.lamb:LAMB", layerwise=True)
+register("lamb", "largebatch.optim.lamb:LAMB", layerwise=True, renamed={"trust_clip": "lambc"})  # LARC is LARS's

@@ -9,6 +9,15 @@ Both papers rescale each layer's step by how large the weights are compared with
 stacked norm vectors (tensor ops only: no ``.item()``, no host synchronisation) and returns 1 wherever ‖w‖ or
 ‖u‖ is 0, so a zero-initialised bias still learns (a bug of several public implementations). The fused CPU
 LAMB step applies the same rule in C++ (``TrustRule`` in ``_fused_cpu.cpp``); tests keep the two in agreement.
+
+The two published clips are different rules, so they have different option names:
+
+* LARS ``trust_clip`` (LARC, NVIDIA apex): λ_l ← min(λ_l / γ_t, 1), i.e. the layer's rate γ_t·λ_l = min(λ_l, γ_t):
+  the bound is the global learning rate, and it binds more as γ_t grows (during warm-up it may not bind at all).
+* LAMB ``lambc`` (LAMBC): ratio ← min(ratio, 1), i.e. the layer's rate η_t·min(ratio, 1) ≤ η_t whatever η_t is;
+  it is :func:`trust_ratio` with ``ratio_bounds=(None, 1)``.
+
+They agree only at γ_t = 1.
 """
 
 from __future__ import annotations

@@ -111,20 +111,39 @@ def _probes(config: ExperimentConfig) -> dict[str, Callback]:
     return probes
 
 
-def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
-    """The telemetry callbacks, by role (the runner registers them as one :class:`CallbackGroup`)."""
+@dataclass(frozen=True)
+class Telemetry:
+    """The runner's own callbacks; the summary reads the guard, the gap and the throughput."""
+
+    trust_ratio: TrustRatioMonitor
+    grad_norm: GradNormMonitor
+    gap: GeneralizationGap
+    guard: DivergenceGuard
+    throughput: Throughput
+    probes: tuple[Callback, ...] = ()  # after the guard: the sharpness probe skips a run the guard stopped at its end
+    progress: ProgressLog | None = None
+
+    def in_order(self) -> list[Callback]:
+        """All of them, in the order their hooks run."""
+        rest = [self.progress] if self.progress is not None else []
+        return [self.trust_ratio, self.grad_norm, self.gap, self.guard, self.throughput, *self.probes, *rest]
+
+
+def _callbacks(config: ExperimentConfig) -> Telemetry:
+    """The telemetry callbacks (the runner registers them as one :class:`CallbackGroup`)."""
     every = config.logging.telemetry_every_n_steps
-    return {
-        "trust_ratio": TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
-        "grad_norm": GradNormMonitor(every_n_steps=every),
-        "gap": GeneralizationGap(),
+    progress = config.logging.progress_every_s and not sys.stdout.isatty()  # nohup, SLURM, CI, a pipe
+    return Telemetry(
+        trust_ratio=TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
+        grad_norm=GradNormMonitor(every_n_steps=every),
+        gap=GeneralizationGap(),
         # the guard folds every step's loss (on the device, on an accelerator) and syncs only when it checks
-        "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
-        "throughput": Throughput(every_n_steps=config.logging.every_n_steps, samples_per_step=config.batch_size),
-        **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
-        **({"progress": ProgressLog(every_s=config.logging.progress_every_s, samples_per_step=config.batch_size)}
-           if config.logging.progress_every_s and not sys.stdout.isatty() else {}),  # nohup, SLURM, CI, a pipe
-    }
+        guard=DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
+        throughput=Throughput(every_n_steps=config.logging.every_n_steps, samples_per_step=config.batch_size),
+        probes=tuple(_probes(config).values()),
+        progress=ProgressLog(every_s=config.logging.progress_every_s, samples_per_step=config.batch_size)
+        if progress else None,
+    )
 
 
 def _checkpoint(checkpoint_dir: Path) -> ModelCheckpoint:
@@ -291,7 +310,7 @@ def _fit(
             max_steps=plan.total_steps, max_epochs=-1, accumulate_grad_batches=plan.accumulate,
             gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
             logger=loggers, log_every_n_steps=config.logging.every_n_steps,
-            callbacks=[CallbackGroup(list(ours.values())), _checkpoint(store.path / "checkpoints"), *callbacks],
+            callbacks=[CallbackGroup(ours.in_order()), _checkpoint(store.path / "checkpoints"), *callbacks],
             enable_progress_bar=_progress_bar(config.logging.progress_bar), enable_model_summary=False,
             num_sanity_val_steps=0, default_root_dir=store.path,
         ),
@@ -320,21 +339,19 @@ def _fit(
     return RunResult(store.path, store.run_id, summary["status"], summary, (chance,) if chance else ())
 
 
-def _record_outcome(store: RunStore, trainer: pl.Trainer, ours: Mapping[str, Callback], module: pl.LightningModule,
+def _record_outcome(store: RunStore, trainer: pl.Trainer, ours: Telemetry, module: pl.LightningModule,
                     data: TensorDataModule, plan: BatchPlan, started: float) -> dict[str, Any]:
     """After ``fit`` returned: the status (completed, interrupted, diverged), the final evaluation and the
     summary, written and returned."""
-    guard: DivergenceGuard = ours["guard"]  # type: ignore[assignment]
+    guard = ours.guard
     status = "completed"
     if trainer.interrupted:
         status = "interrupted"
     elif guard.diverged is not None:
         status = "diverged"
-    gap: GeneralizationGap = ours["gap"]  # type: ignore[assignment]
-    final = _final_evaluation(module, data, gap, trainer.global_step) if status != "diverged" else {}
-    throughput: Throughput = ours["throughput"]  # type: ignore[assignment]
+    final = _final_evaluation(module, data, ours.gap, trainer.global_step) if status != "diverged" else {}
     return store.write_summary(
         status=status, error=None, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,
-        epochs=trainer.current_epoch, diverged_at=guard.diverged, eval=final, throughput=throughput.summary(),
+        epochs=trainer.current_epoch, diverged_at=guard.diverged, eval=final, throughput=ours.throughput.summary(),
         plan=plan.as_dict(),
     )

@@ -3,7 +3,7 @@ the gradient noise scale and sharpness, and progress lines for logs.
 
 Each callback has one concern and writes straight to ``trainer.loggers`` (``log_metrics``, or whole blocks of
 steps with ``log_metric_block`` where a logger has it; per-layer tables also to loggers with ``log_layer_block`` or
-``log_layers``) at ``step`` = ``trainer.global_step`` after the optimizer step concerned.
+``log_layers``: the Protocols of :mod:`.emit`) at ``step`` = ``trainer.global_step`` after the optimizer step concerned.
 The runner registers them as one :class:`CallbackGroup` (Lightning's per-callback hook dispatch is a cost of its
 own); :func:`find` looks a callback up by type inside groups.
 """

@@ -15,7 +15,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from largebatch.train.callbacks._emit import StepCallback, emit
+from largebatch.train.callbacks.emit import emit
+from largebatch.train.callbacks.step_callback import StepCallback
 
 
 def batch_loss(outputs: Any) -> Tensor | None:

@@ -14,12 +14,14 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from largebatch.train.callbacks._emit import emit
+from largebatch.train.callbacks.emit import emit
+from largebatch.train.callbacks.evaluation_data import evaluation_data
 
 
 class GeneralizationGap(Callback):
-    """At each training epoch end, evaluates ``pl_module.evaluate`` on ``trainer.datamodule.gap_train_batches()``
-    and ``val_batches()`` and logs, at ``step=trainer.global_step``: ``gap/train_loss``, ``gap/train_acc``,
+    """At each training epoch end, evaluates ``pl_module.evaluate`` on the datamodule's ``gap_train_batches()``
+    and ``val_batches()`` (read through :func:`~.evaluation_data.evaluation_data`) and logs, at
+    ``step=trainer.global_step``: ``gap/train_loss``, ``gap/train_acc``,
     ``gap/val_loss``, ``gap/val_acc``, ``gen_gap`` = train_acc − val_acc, ``loss_gap`` = val_loss − train_loss
     and ``epoch`` (the finished epoch, 0-based). The last values stay in :attr:`last`, measured after optimizer
     step :attr:`step` (both in checkpoints too).
@@ -45,7 +47,7 @@ class GeneralizationGap(Callback):
         self._validated = (trainer.global_step, {"loss": loss, "accuracy": accuracy})
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        data = trainer.datamodule
+        data = evaluation_data(trainer)
         train = pl_module.evaluate(data.gap_train_batches())
         validated, self._validated = self._validated, None
         if validated is not None and validated[0] == trainer.global_step:

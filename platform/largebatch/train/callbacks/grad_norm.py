@@ -14,22 +14,23 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from largebatch.train.callbacks._emit import (
-    StepCallback, check_every, due, emit_block, grad_norms, step_sees_final_gradients, step_stats,
-    unnamed_to_module_names,
-)
 from largebatch.records.store import FLOAT32_DIGITS
+from largebatch.train.callbacks.emit import emit_block
+from largebatch.train.callbacks.layer_norms import (
+    grad_norms, step_sees_final_gradients, step_stats, unnamed_to_module_names,
+)
+from largebatch.train.callbacks.step_callback import StepCallback, check_every, due
 
 
 class GradNormMonitor(StepCallback):
     """Logs ``grad_norm/global`` and, with ``per_layer``, ``grad_norm/<layer>`` for the parameters of the
-    trainer's first optimizer (named as in :func:`~largebatch.train.callbacks._emit.named_layers`).
+    trainer's first optimizer (named as in :func:`~largebatch.train.callbacks.layer_norms.named_layers`).
 
     Measured on the first optimizer step and every ``every_n_steps``-th with one multi-tensor norm, shared with
     :class:`TrustRatioMonitor` when both run on the same step — or, for the 2-norm, read from the optimizer's own
     step statistics when it reports ‖g‖ of unclipped gradients (LARS, fused LAMB): nothing is measured twice.
     Logged to all loggers at ``step`` = ``trainer.global_step`` after the update (held and written in blocks, see
-    ``_emit``). The global norm is the ``norm_type``-norm of the per-layer norms, i.e. of all gradients as one
+    :mod:`.step_callback`). The global norm is the ``norm_type``-norm of the per-layer norms, i.e. of all gradients as one
     vector (as in ``torch.nn.utils.clip_grad_norm_``), computed in float64 for a whole block of steps at once.
     """
 

@@ -13,7 +13,11 @@ Two gradient norms per measurement, from gradients the run already computes wher
   is cheap and gives a less noisy tr(Σ) estimate than a half (the two norms differ more). Its cost is logged as
   ``noise_scale/probe_ms``.
 
-Logged (step convention of :mod:`._emit`): ``noise_scale/b_simple``, ``noise_scale/grad_sq`` (|G|²),
+Batch sizes are counted from the batches the step saw (:func:`~.throughput.samples_in`), so the monitor reads
+nothing of the datamodule and stays right when the batch size changes during training: B_big = the samples of the
+step's micro-batches × the number of devices, B_small = the first micro-batch (per device) or the probe's slice.
+
+Logged (step convention of :mod:`.step_callback`): ``noise_scale/b_simple``, ``noise_scale/grad_sq`` (|G|²),
 ``noise_scale/trace`` (tr Σ), each from the bias-corrected EMAs; with ``per_layer=True`` also
 ``noise_scale/b_simple/<layer>``. Not for fp16 AMP (the first micro-batch gradient is still loss-scaled).
 """
@@ -27,7 +31,10 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from largebatch.train.callbacks._emit import StepCallback, check_every, due, emit, norms
+from largebatch.train.callbacks.emit import emit
+from largebatch.train.callbacks.layer_norms import norms
+from largebatch.train.callbacks.step_callback import StepCallback, check_every, due
+from largebatch.train.callbacks.throughput import samples_in
 from largebatch.train.noise_scale import NoiseScaleEstimator
 
 
@@ -51,20 +58,22 @@ class NoiseScaleMonitor(StepCallback):
         self.history: list[dict[str, float]] = []
         self.probe_seconds = 0.0
         self._micro = 0
+        self._samples = 0
         self._small: tuple[Tensor, float] | None = None
         self._batch: Any = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         if self._micro == 0:
-            self._batch = batch
+            self._batch, self._samples = batch, 0
+        self._samples += samples_in(batch)
 
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._micro += 1
         accumulate = trainer.accumulate_grad_batches
         if self._micro == 1 and accumulate > 1:
             grads = [p.grad for _, p in _trainable(pl_module)]
-            self._small = (norms(grads).double() ** 2 * accumulate**2, self._micro_batch(trainer))
+            self._small = (norms(grads).double() ** 2 * accumulate**2, float(samples_in(self._batch)))
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         self._micro = 0
@@ -75,7 +84,7 @@ class NoiseScaleMonitor(StepCallback):
             small = self._probe(pl_module)
         big_sq = norms([p.grad for _, p in _trainable(pl_module)]).double() ** 2
         small_sq, b_small = small
-        b_big = float(trainer.datamodule.effective_batch_size) if trainer.datamodule else b_small * 2
+        b_big = float(self._samples * trainer.world_size)
         # layer-wise estimates first, then the whole model (sums of squared norms)
         self.estimator.update(torch.cat([small_sq, small_sq.sum().reshape(1)]),
                               torch.cat([big_sq, big_sq.sum().reshape(1)]), b_small, b_big)
@@ -93,11 +102,6 @@ class NoiseScaleMonitor(StepCallback):
             metrics.update({f"noise_scale/b_simple/{n}": v for n, v in zip(names, b_simple[:-1])})
         self.history.append({"step": step, **metrics})
         emit(trainer, metrics, step)
-
-    @staticmethod
-    def _micro_batch(trainer: pl.Trainer) -> float:
-        plan = getattr(getattr(trainer, "datamodule", None), "plan", None)
-        return float(plan.micro_batch) if plan is not None else float("nan")
 
     def _probe(self, pl_module: pl.LightningModule) -> tuple[Tensor, float]:
         """|G|² of a slice of the current micro-batch, without touching p.grad or BatchNorm buffers."""

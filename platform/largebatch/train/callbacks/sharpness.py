@@ -1,9 +1,9 @@
 """SharpnessProbe: the top Hessian eigenvalue of the training loss (Keskar et al. 2017's question, the modern proxy).
 
 Measured at the end of training (and every ``every_n_epochs`` epochs, if set) on one fixed evaluation batch:
-the first ``batch_size`` samples of the datamodule's fixed training subset (``gap_train_batches``), with the
-model in eval mode (BatchNorm uses its running statistics, so the measured loss is a deterministic function
-of the weights). Power iteration to a relative tolerance ``tol``; logged as ``sharpness/lambda_max`` with
+the first ``batch_size`` samples of the datamodule's fixed training subset (``gap_train_batches``, read through
+:func:`~.evaluation_data.evaluation_data`), with the model in eval mode (BatchNorm uses its running statistics,
+so the measured loss is a deterministic function of the weights). Power iteration to a relative tolerance ``tol``; logged as ``sharpness/lambda_max`` with
 ``sharpness/iterations`` and ``sharpness/seconds``. Compare runs at matched training loss, not equal epochs:
 sharpness falls as the cross-entropy goes to 0 (Keskar et al. compare at equal epochs; match the loss).
 A run that diverged (a :class:`DivergenceGuard` of the trainer tripped, or a weight is NaN/inf) is not probed at
@@ -19,7 +19,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from largebatch.train.callbacks._emit import emit
+from largebatch.train.callbacks.emit import emit
+from largebatch.train.callbacks.evaluation_data import evaluation_data
 from largebatch.train.callbacks.divergence import DivergenceGuard
 from largebatch.train.callbacks.group import find
 from largebatch.train.sharpness import top_hessian_eigenvalue
@@ -49,7 +50,7 @@ class SharpnessProbe(Callback):
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         started = time.perf_counter()
         rows: list[Any] = []
-        for batch in trainer.datamodule.gap_train_batches():
+        for batch in evaluation_data(trainer).gap_train_batches():
             rows.append(batch)
             if sum(len(b[0]) for b in rows) >= self.batch_size:
                 break

@@ -15,7 +15,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from largebatch.train.callbacks._emit import StepCallback, check_every, emit_block
+from largebatch.train.callbacks.emit import emit_block
+from largebatch.train.callbacks.step_callback import StepCallback, check_every
 
 
 def samples_in(batch: Any) -> int:
@@ -38,7 +39,7 @@ class Throughput(StepCallback):
     ``trainer.accumulate_grad_batches`` × ``trainer.world_size`` — right for any Lightning project whose batches
     are tensors or tuples/lists/dicts of tensors with the batch first and equally large; pass ``samples_per_step``
     otherwise. Windows restart at every training epoch start, and validation time is not counted.
-    :meth:`summary` gives the medians of the logged values. Values reach the loggers in blocks (see ``_emit``).
+    :meth:`summary` gives the medians of the logged values. Values reach the loggers in blocks (see :mod:`.step_callback`).
     """
 
     def __init__(self, every_n_steps: int = 10, samples_per_step: int | None = None) -> None:

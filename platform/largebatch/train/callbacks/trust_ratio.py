@@ -27,11 +27,12 @@ import torch
 from torch import Tensor
 
 from largebatch.optim import LayerStats, trust_ratio
-from largebatch.train.callbacks._emit import (
-    Layers, StepCallback, check_every, due, emit_block, emit_layer_block, grad_norms, named_layers, norms, step_stats,
-    unnamed_to_module_names,
-)
 from largebatch.records.store import FLOAT32_DIGITS
+from largebatch.train.callbacks.emit import emit_block, emit_layer_block
+from largebatch.train.callbacks.layer_norms import (
+    Layers, grad_norms, named_layers, norms, step_stats, unnamed_to_module_names,
+)
+from largebatch.train.callbacks.step_callback import StepCallback, check_every, due
 
 COLUMNS = ("weight_norm", "grad_norm", "update_norm", "trust_ratio", "lr")
 
