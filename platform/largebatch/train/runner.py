@@ -23,8 +23,9 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from largebatch.data import build_dataset
 from largebatch.models import build_model
+from largebatch.train.batch_schedule import BatchSchedule, build_batch_schedule, max_steps
 from largebatch.train.callbacks import (
-    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
+    BatchScheduleRecorder, CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, SharpnessProbe, Throughput,
     TrustRatioMonitor,
 )
 from largebatch.train.config import ConfigError, ExperimentConfig
@@ -32,6 +33,7 @@ from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.module import MODULES
 from largebatch.train.plan import BatchPlan, plan_batches
+from largebatch.train.scheduled_data import ScheduledDataModule
 from largebatch.train.store import RunStore
 from largebatch.train.wandb_mirror import finish as finish_wandb
 from largebatch.train.wandb_mirror import wandb_logger
@@ -63,11 +65,18 @@ def _progress_bar(setting: str) -> bool:
     return setting == "on"
 
 
+def _needs_noise_scale(config: ExperimentConfig) -> bool:
+    """An adaptive batch and AdaScale's lr read the noise scale, so they measure it whatever ``probes`` says."""
+    return config.batch_schedule.kind == "adaptive" or (config.batch_schedule.kind != "fixed"
+                                                        and config.batch_schedule.lr == "adascale")
+
+
 def _probes(config: ExperimentConfig) -> dict[str, Callback]:
-    """The probes ``config.probes`` enables (both off by default)."""
+    """The probes ``config.probes`` enables (both off by default; the noise scale on where the batch schedule
+    needs it)."""
     noise, sharp = config.probes.noise_scale, config.probes.sharpness
     probes: dict[str, Callback] = {}
-    if noise.enabled:
+    if noise.enabled or _needs_noise_scale(config):
         probes["noise_scale"] = NoiseScaleMonitor(every_n_steps=noise.every_n_steps, ema=noise.ema,
                                                   probe_every_n_steps=noise.probe_every_n_steps,
                                                   per_layer=noise.per_layer)
@@ -77,9 +86,13 @@ def _probes(config: ExperimentConfig) -> dict[str, Callback]:
     return probes
 
 
-def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
-    """The telemetry callbacks, by role (the runner registers them as one :class:`CallbackGroup`)."""
+def _callbacks(config: ExperimentConfig, schedule: BatchSchedule | None = None) -> dict[str, Callback]:
+    """The telemetry callbacks, by role (the runner registers them as one :class:`CallbackGroup`), and the batch
+    schedule's recorder where the batch changes."""
     every = config.logging.telemetry_every_n_steps
+    probes = _probes(config)
+    if schedule is not None:
+        probes["batch_schedule"] = BatchScheduleRecorder(schedule, probes.get("noise_scale"))  # type: ignore[arg-type]
     return {
         "trust_ratio": TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
         "grad_norm": GradNormMonitor(every_n_steps=every),
@@ -87,7 +100,7 @@ def _callbacks(config: ExperimentConfig) -> dict[str, Callback]:
         # the guard folds every step's loss (on the device, on an accelerator) and syncs only when it checks
         "guard": DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
         "throughput": Throughput(every_n_steps=config.logging.every_n_steps),
-        **_probes(config),  # after the guard: the sharpness probe skips a run the guard stopped at its end
+        **probes,  # after the guard: the sharpness probe skips a run the guard stopped at its end
     }
 
 
@@ -134,7 +147,10 @@ def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningMod
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model: {err}") from None
     plan = plan_batches(config, len(splits.train[0]), device_count(config))
-    module = MODULES[splits.meta.get("task", "classification")](model, config, plan)
+    schedule = build_batch_schedule(config, plan)
+    module = MODULES[splits.meta.get("task", "classification")](model, config, plan, schedule)
+    if schedule is not None:
+        return ScheduledDataModule(splits, plan, config.seed, schedule=schedule), module, plan
     return TensorDataModule(splits, plan, config.seed), module, plan
 
 
@@ -188,12 +204,14 @@ def train(
     mirror = wandb_logger(config.tracking.wandb, store.path, store.run_id, resolved)
     if mirror is not None:
         loggers.append(mirror)
-    ours = _callbacks(config)
+    schedule = getattr(data, "schedule", None)
+    ours = _callbacks(config, schedule)
     t = config.trainer
     trainer = pl.Trainer(**{
         **dict(
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
-            max_steps=plan.total_steps, max_epochs=-1, accumulate_grad_batches=plan.accumulate,
+            max_steps=plan.total_steps if schedule is None else max_steps(schedule, plan), max_epochs=-1,
+            accumulate_grad_batches=plan.accumulate if schedule is None else 1,
             gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
             logger=loggers, log_every_n_steps=config.logging.every_n_steps,
             callbacks=[CallbackGroup(list(ours.values())), _checkpoint(store.path / "checkpoints"), *callbacks],

@@ -24,8 +24,9 @@ class Throughput(StepCallback):
 
     Time is ``time.perf_counter`` between ``on_train_batch_end`` calls that close an optimizer step; CUDA is
     synchronised only on logging steps, so each logged value is the mean over the steps since the last logged
-    one (exact however asynchronous the device is). ``samples_per_s`` is ``trainer.datamodule.effective_batch_size``
-    (samples per optimizer step over all micro-batches and devices) divided by the mean step time.
+    one (exact however asynchronous the device is). ``samples_per_s`` is the samples of those steps over all
+    micro-batches and devices (``trainer.datamodule.samples_through(step)`` where the datamodule has it, so batches
+    that change between steps count exactly; else ``effective_batch_size`` per step) divided by their time.
     Windows restart at every training epoch start, and validation time is not counted. :meth:`summary` gives
     the medians of the logged values. Values reach the loggers in blocks (see ``_emit``).
     """
@@ -38,7 +39,7 @@ class Throughput(StepCallback):
         self._start: float | None = None
         self._window_step = 0  # the optimizer step after which the current window started
         self._paused_at: float | None = None
-        self._batch = 0
+        self._data: Any = None
         self._cuda: torch.device | None = None  # the module's device where it is a CUDA device
 
     def summary(self) -> dict[str, float]:
@@ -51,7 +52,7 @@ class Throughput(StepCallback):
         super().on_train_epoch_start(trainer, pl_module)
         self._cuda = pl_module.device if pl_module.device.type == "cuda" else None
         self._synchronize()
-        self._batch = trainer.datamodule.effective_batch_size
+        self._data = trainer.datamodule
         self._start, self._window_step = time.perf_counter(), trainer.global_step
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -71,11 +72,18 @@ class Throughput(StepCallback):
         self._synchronize()
         now = time.perf_counter()
         step_s = (now - self._start) / (step - self._window_step)
+        samples_per_s = self._samples(step) / (now - self._start)
         self._start, self._window_step = now, step
-        samples_per_s = self._batch / step_s
         self.samples_per_s.append(samples_per_s)
         self.step_ms.append(1000.0 * step_s)
         self.hold(step, [samples_per_s, 1000.0 * step_s])
+
+    def _samples(self, step: int) -> int:
+        """Samples of the steps after ``_window_step`` up to ``step``."""
+        samples_through = getattr(self._data, "samples_through", None)
+        if samples_through is None:
+            return self._data.effective_batch_size * (step - self._window_step)
+        return samples_through(step) - samples_through(self._window_step)
 
     def _synchronize(self) -> None:
         """Wait for queued CUDA work, so the host clock measures the device's progress."""
