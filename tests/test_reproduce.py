@@ -21,7 +21,7 @@ from largebatch.train.config import ConfigError, read_yaml
 ROOT = Path(__file__).parents[1]
 SPECS = ROOT / "sweeps" / "reproduce"
 TABLES = ("lars-trust-ratios", "lars-batch-scaling", "lamb-bert-scaling", "goyal-linear-scaling",
-          "lamb-optimizer-comparison")
+          "lamb-optimizer-comparison", "smith-increase-batch")
 H, F, I = rules.HOLDS, rules.FAILS, rules.INCONCLUSIVE
 
 
