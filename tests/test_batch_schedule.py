@@ -133,10 +133,10 @@ def test_warmup_and_decay_progress_in_samples() -> None:
 def test_each_step_gets_its_batch_and_an_epoch_ends_when_the_next_step_does_not_fit() -> None:
     s = schedule("batch_schedule={kind: steps, steps: [3], factor: 4}", "budget={epochs: 100}")
     rows = torch.arange(640)
-    data = ScheduledBatches(TensorBatches((rows,), 32, seed=0), s, lambda: 0)
+    data = ScheduledBatches(TensorBatches((rows,), 32, seed=0), s, lambda: 0, lambda: 0)
     sizes = [len(b[0]) for b in data]
     assert sizes == [32, 32, 32] + [128] * 4  # 96 + 512 = 608; the next 128 would pass 640
-    seen = torch.cat([b[0] for b in ScheduledBatches(TensorBatches((rows,), 32, seed=0), s, lambda: 1)])
+    seen = torch.cat([b[0] for b in ScheduledBatches(TensorBatches((rows,), 32, seed=0), s, lambda: 1, lambda: 7)])
     assert len(seen) == 640 - 640 % 128 and len(seen.unique()) == len(seen)  # disjoint within an epoch
     assert s.steps_assigned == 7 + 5
 
@@ -209,7 +209,8 @@ def test_adaptive_run_resumed_from_a_checkpoint_repeats_the_uninterrupted_batche
 
 def test_sweep_grid_axis_takes_schedules(tmp_path: Path) -> None:
     data = {"name": "t", "experiment": str(EXPERIMENT), "budget": {"epochs": 1},
-            "grid": {"batch_schedule": ["fixed", {"kind": "steps", "epochs": [1], "factor": 2}]}}
+            "grid": {"schedule": [{"batch_schedule": "fixed"},  # a bundle axis: a schedule is a mapping itself
+                                  {"batch_schedule": {"kind": "steps", "epochs": [1], "factor": 2}}]}}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(data))
     sweep = load_sweep(path)

@@ -9,7 +9,8 @@ several sweeps compared. The tables:
   plus ``sweep`` (the sweep folder's name, ``""`` for a run outside a sweep), ``sweep_dir``, ``lr`` (the peak
   learning rate the run used: ``plan.lr``, i.e. ``optimizer.lr`` after the ``lr_scaling`` rule) and ``diverged``.
 - ``history``: long, one row per logged value: ``run_id, step, epoch, samples, metric, value`` (current rows
-  only; ``samples`` = step × effective batch size, the examples-to-result axis of Shallue et al. 2019).
+  only; ``samples`` = step × effective batch size, the examples-to-result axis of Shallue et al. 2019; for a run
+  whose batch changed, the ``batch/samples`` it logged at that step).
 - ``layers``: long per-layer telemetry: ``run_id, step, layer, weight_norm, grad_norm, update_norm,
   trust_ratio, lr``.
 
@@ -32,6 +33,7 @@ from largebatch.train.store import LAYER_DTYPES, RunStore, best_direction, curre
 
 FINISHED = ("completed", "diverged")
 HISTORY_COLUMNS = ("run_id", "step", "epoch", "samples", "metric", "value")
+SAMPLES_SEEN = "batch/samples"
 LAYER_COLUMNS = ("run_id", *LAYER_DTYPES)
 
 
@@ -76,7 +78,11 @@ def _history(runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for run_id, path, batch_size in runs[["run_id", "path", "batch_size"]].itertuples(index=False):
         metrics = current_rows(RunStore.open(path).read_metrics(), "name")
-        frames.append(metrics.assign(run_id=run_id, samples=metrics["step"] * int(batch_size)))
+        samples = metrics["step"] * int(batch_size)
+        seen = metrics[metrics["name"] == SAMPLES_SEEN]  # a run whose batch changed logs it every step
+        if not seen.empty:
+            samples = metrics["step"].map(seen.set_index("step")["value"]).fillna(samples)
+        frames.append(metrics.assign(run_id=run_id, samples=samples))
     history = pd.concat(frames, ignore_index=True).rename(columns={"name": "metric"})
     return history[list(HISTORY_COLUMNS)]
 

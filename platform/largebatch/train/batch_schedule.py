@@ -167,6 +167,12 @@ class BatchSchedule:
         return self.lr_shape(progress) * ratio
 
     # -- checkpoints ---------------------------------------------------------------------------------------
+    def truncate(self, steps_done: int) -> None:
+        """Forget the steps after ``steps_done``: prepared by a data loader that Lightning dropped before they ran
+        (it may create a loader, prefetch a batch and start again, e.g. when it restores a checkpoint)."""
+        del self.assigned[steps_done:]
+        del self._cumulative[steps_done + 1:]
+
     def state_dict(self, steps_done: int) -> dict[str, Any]:
         """The assignments of the ``steps_done`` steps that ran (not those the loader prepared ahead)."""
         return {"assigned": self.assigned[:steps_done], "target": self.target}

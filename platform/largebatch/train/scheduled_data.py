@@ -23,11 +23,13 @@ class ScheduledBatches:
     No ``__len__``: the number of steps in an epoch is known only as they are assigned (Lightning then validates
     at the epoch's last batch)."""
 
-    def __init__(self, batches: TensorBatches, schedule: BatchSchedule, epoch_of: Callable[[], int]) -> None:
-        self.batches, self.schedule, self.epoch_of = batches, schedule, epoch_of
+    def __init__(self, batches: TensorBatches, schedule: BatchSchedule, epoch_of: Callable[[], int],
+                 steps_done: Callable[[], int]) -> None:
+        self.batches, self.schedule, self.epoch_of, self.steps_done = batches, schedule, epoch_of, steps_done
 
     def __iter__(self) -> Iterator[Batch]:
         epoch = self.epoch_of()
+        self.schedule.truncate(self.steps_done())  # steps an abandoned loader prepared never ran
         order, micro, tensors = self.batches.order(epoch), self.batches.batch_size, self.batches.tensors
         start = 0
         for index in count():
@@ -52,7 +54,7 @@ class ScheduledDataModule(TensorDataModule):
         self.schedule = schedule
 
     def _step_in_progress(self) -> int:
-        return self.trainer.global_step + 1 if self.trainer is not None else 1
+        return self._steps_done() + 1
 
     @property
     def effective_batch_size(self) -> int:
@@ -69,4 +71,7 @@ class ScheduledDataModule(TensorDataModule):
         rank, world = self._rank()
         batches = TensorBatches(self.splits.train, self.plan.micro_batch, shuffle=True, seed=self.seed,
                                 drop_last=True, rank=rank, world_size=world, transform=self.transform)
-        return ScheduledBatches(batches, self.schedule, self._current_epoch)
+        return ScheduledBatches(batches, self.schedule, self._current_epoch, self._steps_done)
+
+    def _steps_done(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
