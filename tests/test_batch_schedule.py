@@ -172,6 +172,14 @@ def test_steps_schedule_run_logs_every_step_and_mirrors_to_wandb(tmp_path: Path)
     (mirror,) = (result.run_dir / "wandb").glob("offline-run-*/run-*.wandb")
     history = read_offline_history(mirror)
     assert history["batch/size"][-1] == 128 and len(history["batch/lr"]) == 35
+    from largebatch.analysis import load_results
+    from largebatch.dashboard.build import build
+
+    samples = load_results(result.run_dir).history.query("metric == 'val/acc'")["samples"]
+    assert list(samples) == [32 * 19, 640 + 64 * 9, 1280 + 128 * 4]  # from batch/samples, not step × batch_size
+    built = build([result.run_dir], [ROOT / "dashboards" / "batch_schedules.yaml"], tmp_path / "dash", images=False)
+    plotted = pd.read_csv(tmp_path / "dash" / "data" / "batch_schedules-batch.csv")
+    assert built.index.is_file() and set(plotted["metric"]) == {"batch/size", "batch/lr"} and len(plotted) == 2 * 35
 
 
 class InterruptAt(pl.Callback):
