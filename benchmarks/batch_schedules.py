@@ -6,7 +6,7 @@ each for ``--seeds`` seeds and ``--epochs`` epochs of data:
                 batch size over that grid); the best lr per batch size is the one reaching the target in fewest
                 steps (median over seeds), and the *best fixed batch* the batch size with fewest such steps
   steps         the smallest batch and its best lr, lr held constant, the batch ×4 after 25%, 50% and 75% of the
-                epochs (Smith et al. 2017, in place of lr decay)
+                epochs, up to ``--max-batch`` (Smith et al. 2017, in place of lr decay)
   adaptive      the smallest batch and its best lr, every ``--every`` steps the batch set to clip(B̂, smallest,
                 ``--max-batch``) from the noise scale B̂ (McCandlish et al. 2018), lr by the sqrt rule from the smallest
                 batch (no per-batch-size tuning)
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
     parser.add_argument("--micro-batch", type=int, default=32)
-    parser.add_argument("--max-batch", type=int, default=1024)
+    parser.add_argument("--max-batch", type=int, default=512)
     parser.add_argument("--every", type=int, default=10)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -90,7 +90,8 @@ def main() -> None:
         small = min(args.batches)
         quarters = ", ".join(str(round(args.epochs * q)) for q in (0.25, 0.5, 0.75))
         schedules = {
-            "steps ×4 (lr held)": [f"batch_schedule={{kind: steps, epochs: [{quarters}], factor: 4, lr: hold}}"],
+            "steps ×4 (lr held)": [f"batch_schedule={{kind: steps, epochs: [{quarters}], factor: 4, lr: hold, "
+                                   f"max_batch: {args.max_batch}}}"],
             "adaptive (sqrt lr)": [f"batch_schedule={{kind: adaptive, every_n_steps: {args.every}, max_batch: "
                                    f"{args.max_batch}, lr: scale}}",
                                    "lr_scaling={rule: sqrt, reference_batch_size: %d}" % small,

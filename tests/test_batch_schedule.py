@@ -177,7 +177,7 @@ def test_steps_schedule_run_logs_every_step_and_mirrors_to_wandb(tmp_path: Path)
 
     samples = load_results(result.run_dir).history.query("metric == 'val/acc'")["samples"]
     assert list(samples) == [32 * 19, 640 + 64 * 9, 1280 + 128 * 4]  # from batch/samples, not step × batch_size
-    built = build([result.run_dir], [ROOT / "dashboards" / "batch_schedules.yaml"], tmp_path / "dash", images=False)
+    built = build([result.run_dir], [ROOT / "dashboards" / "schedules" / "batch_schedules.yaml"], tmp_path / "dash", images=False)
     plotted = pd.read_csv(tmp_path / "dash" / "data" / "batch_schedules-batch.csv")
     assert built.index.is_file() and set(plotted["metric"]) == {"batch/size", "batch/lr"} and len(plotted) == 2 * 35
 

@@ -44,6 +44,6 @@ def time_axes(steps: int, plan: Mapping[str, Any], samples: int | None = None) -
 def finished_result(summary: Mapping[str, Any], metric: str, mode: str) -> dict[str, Any]:
     """A trial's last result, from its finished run's ``summary.json``: final metric values, time axes, status
     and final evaluation (``eval/<name>``)."""
-    result = {**summary["final"], **time_axes(summary["steps"], summary["plan"], summary.get("samples")),
+    result = {**summary["final"], **time_axes(summary["steps"], summary["plan"], summary.get("samples_seen")),
               **{f"eval/{k}": v for k, v in (summary.get("eval") or {}).items()}, "status": summary["status"]}
     return with_finite_objective(result, metric, mode)

@@ -250,7 +250,7 @@ def train(
     throughput: Throughput = ours["throughput"]  # type: ignore[assignment]
     summary = store.write_summary(
         status=status, error=error, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,
-        epochs=trainer.current_epoch, samples=data.samples_through(trainer.global_step), diverged_at=guard.diverged, eval=final, throughput=throughput.summary(),
+        epochs=trainer.current_epoch, samples_seen=data.samples_through(trainer.global_step), diverged_at=guard.diverged, eval=final, throughput=throughput.summary(),
         plan=plan.as_dict(),
     )
     if mirror is not None and final:
