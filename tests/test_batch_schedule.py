@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pandas as pd
 import pytest
 import torch
 import yaml
+from test_train_runs import InterruptAt
 
 from largebatch.data import TensorBatches
 from largebatch.sweep import load_sweep
@@ -180,15 +180,6 @@ def test_steps_schedule_run_logs_every_step_and_mirrors_to_wandb(tmp_path: Path)
     built = build([result.run_dir], [ROOT / "dashboards" / "schedules" / "batch_schedules.yaml"], tmp_path / "dash", images=False)
     plotted = pd.read_csv(tmp_path / "dash" / "data" / "batch_schedules-batch.csv")
     assert built.index.is_file() and set(plotted["metric"]) == {"batch/size", "batch/lr"} and len(plotted) == 2 * 35
-
-
-class InterruptAt(pl.Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 ADAPTIVE = ["budget={epochs: 4}", "batch_schedule={kind: adaptive, every_n_steps: 4, max_batch: 160, shrink: true}",
