@@ -53,6 +53,14 @@ def test_bad_schedules_are_one_clear_line(value: str, expected: str) -> None:
     assert expected in str(err.value) and str(EXPERIMENT) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_saved_resolved_config_validates_again() -> None:
+    from largebatch.train.config import validate
+
+    for kind in ("fixed", "{kind: steps, epochs: [1]}", "{kind: adaptive, max_batch: 256}"):
+        saved = config(f"batch_schedule={kind}")
+        assert validate(saved.resolved()) == saved
+
+
 def test_schedules_that_cannot_run_on_the_plan_fail_before_training() -> None:
     with pytest.raises(ConfigError, match="not a whole number of micro-batches"):
         schedule("batch_schedule={kind: steps, steps: [5], factor: 1.5}")

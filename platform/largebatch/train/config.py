@@ -195,7 +195,9 @@ class BatchScheduleConfig(Section):
     @model_validator(mode="after")
     def _keys_of_kind(self) -> BatchScheduleConfig:
         allowed = BATCH_SCHEDULE_KEYS[self.kind]
-        foreign = sorted(set(self.model_fields_set) - set(allowed))
+        # keys of other kinds, unless at their defaults (as a saved, fully resolved config has them)
+        foreign = sorted(k for k in set(self.model_fields_set) - set(allowed)
+                         if getattr(self, k) != type(self).model_fields[k].default)
         if foreign:
             raise PydanticCustomError("batch_schedule", "{keys} not a key of kind '{kind}'; its keys: {allowed}",
                                       {"keys": ", ".join(foreign), "kind": self.kind, "allowed": ", ".join(allowed)})
