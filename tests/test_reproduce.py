@@ -24,7 +24,7 @@ from largebatch.reproduce.spec import find_tables, load_table, spec_dir, validat
 ROOT = Path(__file__).parents[1]
 SPECS = ROOT / "sweeps" / "reproduce"
 TABLES = ("lars-trust-ratios", "lars-batch-scaling", "lamb-bert-scaling", "goyal-linear-scaling",
-          "lamb-optimizer-comparison")
+          "lamb-optimizer-comparison", "smith-increase-batch")
 
 
 # --- specs and published data -----------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ several sweeps compared. The tables:
   plus ``sweep`` (the sweep folder's name, ``""`` for a run outside a sweep), ``sweep_dir``, ``lr`` (the peak
   learning rate the run used: ``plan.lr``, i.e. ``optimizer.lr`` after the ``lr_scaling`` rule) and ``diverged``.
 - ``history``: long, one row per logged value: ``run_id, step, epoch, samples, metric, value`` (current rows
-  only; ``samples`` = step × effective batch size, the examples-to-result axis of Shallue et al. 2019).
+  only; ``samples`` = step × effective batch size, the examples-to-result axis of Shallue et al. 2019; for a run
+  whose batch changed, the ``batch/samples`` it logged at that step).
 - ``layers``: long per-layer telemetry: ``run_id, step, layer, weight_norm, grad_norm, update_norm,
   trust_ratio, lr``.
 
@@ -35,6 +36,7 @@ from largebatch.records.store import FINISHED, LAYER_DTYPES, best_direction, cur
 from largebatch.sweep.folder import SweepFolder
 
 HISTORY_COLUMNS = ("run_id", "step", "epoch", "samples", "metric", "value")
+SAMPLES_SEEN = "batch/samples"
 LAYER_COLUMNS = ("run_id", *LAYER_DTYPES)
 
 
@@ -98,8 +100,14 @@ def _rows(runs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Dat
 
 
 def _history(runs: pd.DataFrame, metrics: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    frames = [metrics[path].assign(run_id=run_id, samples=metrics[path]["step"] * int(batch_size))
-              for run_id, path, batch_size in runs[["run_id", "path", "batch_size"]].itertuples(index=False)]
+    frames = []
+    for run_id, path, batch_size in runs[["run_id", "path", "batch_size"]].itertuples(index=False):
+        rows = metrics[path]
+        samples = rows["step"] * int(batch_size)
+        seen = rows[rows["name"] == SAMPLES_SEEN]  # a run whose batch changed logs it every step
+        if not seen.empty:
+            samples = rows["step"].map(seen.set_index("step")["value"]).fillna(samples)
+        frames.append(rows.assign(run_id=run_id, samples=samples))
     history = pd.concat(frames, ignore_index=True).rename(columns={"name": "metric"})
     return history[list(HISTORY_COLUMNS)]
 

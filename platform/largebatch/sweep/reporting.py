@@ -33,14 +33,17 @@ def with_finite_objective(metrics: Mapping[str, Any], metric: str, mode: str) ->
     return {**metrics, metric: value if finite else worst(mode)}
 
 
-def time_axes(steps: int, plan: Mapping[str, Any]) -> dict[str, float]:
-    """``steps``, ``epochs`` and ``samples`` after ``steps`` optimizer steps of a run with batch ``plan``."""
-    return {"steps": steps, "epochs": steps / plan["steps_per_epoch"], "samples": steps * plan["batch_size"]}
+def time_axes(steps: int, plan: Mapping[str, Any], samples: int | None = None) -> dict[str, float]:
+    """``steps``, ``epochs`` and ``samples`` after ``steps`` optimizer steps of a run with batch ``plan``; a run
+    whose batch changes gives the ``samples`` it has seen (epochs then count passes of the plan's epoch)."""
+    if samples is None:
+        return {"steps": steps, "epochs": steps / plan["steps_per_epoch"], "samples": steps * plan["batch_size"]}
+    return {"steps": steps, "epochs": samples / (plan["steps_per_epoch"] * plan["batch_size"]), "samples": samples}
 
 
 def finished_result(summary: Mapping[str, Any], metric: str, mode: str) -> dict[str, Any]:
     """A trial's last result, from its finished run's ``summary.json``: final metric values, time axes, status
     and final evaluation (``eval/<name>``)."""
-    result = {**summary["final"], **time_axes(summary["steps"], summary["plan"]),
+    result = {**summary["final"], **time_axes(summary["steps"], summary["plan"], summary.get("samples_seen")),
               **{f"eval/{k}": v for k, v in (summary.get("eval") or {}).items()}, "status": summary["status"]}
     return with_finite_objective(result, metric, mode)

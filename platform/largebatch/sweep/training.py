@@ -33,7 +33,8 @@ def epoch_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[st
     }
     for gap in find(trainer, GeneralizationGap):
         metrics.update({k: v for k, v in gap.last.items() if k != "epoch"})
-    return {**metrics, **time_axes(trainer.global_step, pl_module.plan.as_dict()), "status": "running"}
+    samples = trainer.datamodule.samples_through(trainer.global_step)
+    return {**metrics, **time_axes(trainer.global_step, pl_module.plan.as_dict(), samples), "status": "running"}
 
 
 class EpochReporter(Callback):

@@ -169,6 +169,69 @@ class TrackingConfig(Section):
     wandb: WandbConfig = WandbConfig()
 
 
+BATCH_SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
+    "fixed": ("kind",),
+    "steps": ("kind", "factor", "epochs", "steps", "samples", "lr", "max_batch"),
+    "adaptive": ("kind", "every_n_steps", "scale", "min_batch", "max_batch", "shrink", "lr"),
+}
+
+
+class BatchScheduleConfig(Section):
+    """How the effective batch changes during training (:mod:`largebatch.train.batch_schedule`); a bare kind
+    (``batch_schedule: fixed``) is accepted too.
+
+    * ``fixed`` (default): ``batch_size`` throughout.
+    * ``steps``: the batch is multiplied by ``factor`` once each milestone is passed: after the given ``epochs``,
+      optimizer ``steps`` or training ``samples`` (exactly one list; Smith et al. 2017, arXiv:1711.00489), capped
+      at ``max_batch``.
+    * ``adaptive``: every ``every_n_steps`` steps the batch becomes clip(``scale`` · B̂, ``min_batch`` (default
+      ``batch_size``), ``max_batch``) with B̂ the smoothed noise scale B_simple (McCandlish et al. 2018,
+      arXiv:1812.06162); it never shrinks unless ``shrink``.
+
+    ``lr``: ``scale`` follows ``lr_scaling`` at each step's batch, ``hold`` keeps the lr of ``batch_size``, ``adascale``
+    multiplies it by AdaScale's gain ratio (Johnson et al. 2020, arXiv:2007.05105).
+    """
+
+    kind: Literal["fixed", "steps", "adaptive"] = "fixed"
+    lr: Literal["scale", "hold", "adascale"] = "scale"
+    factor: float = Field(2.0, gt=1)
+    epochs: tuple[float, ...] | None = None
+    steps: tuple[int, ...] | None = None
+    samples: tuple[int, ...] | None = None
+    every_n_steps: int = Field(50, gt=0)
+    scale: float = Field(1.0, gt=0)
+    min_batch: int | None = Field(None, gt=0)
+    max_batch: int | None = Field(None, gt=0)
+    shrink: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_kind(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _keys_of_kind(self) -> BatchScheduleConfig:
+        allowed = BATCH_SCHEDULE_KEYS[self.kind]
+        # keys of other kinds, unless at their defaults (as a saved, fully resolved config has them)
+        foreign = sorted(k for k in set(self.model_fields_set) - set(allowed)
+                         if getattr(self, k) != type(self).model_fields[k].default)
+        if foreign:
+            raise PydanticCustomError("batch_schedule", "{keys} not a key of kind '{kind}'; its keys: {allowed}",
+                                      {"keys": ", ".join(foreign), "kind": self.kind, "allowed": ", ".join(allowed)})
+        milestones = [k for k in ("epochs", "steps", "samples") if getattr(self, k) is not None]
+        if self.kind == "steps" and len(milestones) != 1:
+            raise PydanticCustomError("batch_schedule", "kind 'steps' needs exactly one of epochs, steps, samples "
+                                      "(the milestones), got {given}", {"given": ", ".join(milestones) or "none"})
+        if self.kind == "adaptive" and self.max_batch is None:
+            raise PydanticCustomError("batch_schedule", "kind 'adaptive' needs max_batch (the largest batch allowed)")
+        if self.min_batch is not None and self.max_batch is not None and self.min_batch > self.max_batch:
+            raise PydanticCustomError("batch_schedule", "min_batch {lo} exceeds max_batch {hi}",
+                                      {"lo": self.min_batch, "hi": self.max_batch})
+        if milestones and min(getattr(self, milestones[0]), default=0) < 0:
+            raise PydanticCustomError("batch_schedule", "milestones must not be negative")
+        return self
+
+
 class ExperimentConfig(Section):
     """One experiment: workload, optimizer, effective batch size, lr rule, schedule, budget, seed, logging,
     optional probes."""
@@ -183,11 +246,19 @@ class ExperimentConfig(Section):
     lr_scaling: ScalingConfig = ScalingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     budget: BudgetConfig
+    batch_schedule: BatchScheduleConfig = BatchScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
     probes: ProbesConfig = ProbesConfig()
     guard: GuardConfig = GuardConfig()
     trainer: TrainerConfig = TrainerConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _schedule_without_clipping(self) -> ExperimentConfig:
+        if self.batch_schedule.kind != "fixed" and self.trainer.gradient_clip_val is not None:
+            raise ValueError(f"batch_schedule kind '{self.batch_schedule.kind}' accumulates gradients itself and "
+                             "does not clip them: remove trainer.gradient_clip_val or use batch_schedule: fixed")
+        return self
 
     def resolved(self) -> dict[str, Any]:
         """Plain-data form with every default filled in (what a run saves as config.yaml)."""

@@ -46,11 +46,24 @@ class TensorDataModule(pl.LightningDataModule):
         super().__init__()
         self.splits, self.plan, self.seed = splits, plan, seed
         self.eval_batch_size = eval_batch_size
-        self.effective_batch_size = plan.batch_size
         self.transform = MaskedLMTransform.from_meta(splits.meta) if splits.meta.get("task") == "mlm" else None
         self._gap_subset: Batch | None = None
         self._placed: dict[str, Batch] = {}
         self._placed_on: torch.device | None = None
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Samples of the optimizer step in progress, over all micro-batches and devices."""
+        return self.plan.batch_size
+
+    @property
+    def accumulate(self) -> int:
+        """Micro-batches per device of the optimizer step in progress."""
+        return self.plan.accumulate
+
+    def samples_through(self, step: int) -> int:
+        """Training samples seen by the end of optimizer step ``step``."""
+        return step * self.plan.batch_size
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer

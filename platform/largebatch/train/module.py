@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.plugins import Precision
 import torch
+from lightning.pytorch.strategies import ParallelStrategy
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from largebatch.optim.schedules import build_scheduler
+from largebatch.train.batch_schedule import BatchSchedule
 from largebatch.train.config import ExperimentConfig
 from largebatch.train.optimizers import build_optimizer
 from largebatch.train.plan import BatchPlan, schedule_for
@@ -28,11 +31,17 @@ class LargeBatchModule(pl.LightningModule):
 
     ``batch_losses`` returns (summed loss, correct predictions, counted targets) of a batch, so that training
     (mean loss), validation and :meth:`evaluate` share one definition.
+
+    With a ``schedule`` (a batch that changes during training) each training batch is a whole optimizer step,
+    accumulated here over micro-batches of ``plan.micro_batch`` (manual optimization, see :meth:`scheduled_step`).
     """
 
-    def __init__(self, model: nn.Module, config: ExperimentConfig, plan: BatchPlan) -> None:
+    def __init__(self, model: nn.Module, config: ExperimentConfig, plan: BatchPlan,
+                 schedule: BatchSchedule | None = None) -> None:
         super().__init__()
-        self.model, self.config, self.plan = model, config, plan
+        self.model, self.config, self.plan, self.schedule = model, config, plan, schedule
+        self.automatic_optimization = schedule is None
+        self._base_lrs: list[float] = []
 
     def batch_losses(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         raise NotImplementedError
@@ -46,11 +55,42 @@ class LargeBatchModule(pl.LightningModule):
         self.log("epoch", float(self.current_epoch), **how)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        if self.schedule is not None:
+            return self.scheduled_step(batch, self.schedule)
         loss_sum, correct, count = self.batch_losses(batch)
         loss = loss_sum / count
         self._log_position(self.trainer.global_step + 1, on_step=True, on_epoch=False)  # the update this batch makes
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/acc", correct / count, on_step=True, on_epoch=False)
+        return loss
+
+    def scheduled_step(self, batch: Batch, schedule: BatchSchedule) -> Tensor:
+        """One optimizer step on ``batch`` (this rank's share of the step): its micro-batches' gradients are
+        accumulated (each loss scaled by 1/k, as Lightning's accumulation does; DDP synchronises only the last
+        backward pass), the lr is set from the schedule, then the optimizer steps. Logs and returns the mean loss
+        of the micro-batches."""
+        optimizer = self.optimizers()
+        step = self.global_step + 1
+        factor = schedule.lr_factor(step)
+        for group, base in zip(optimizer.param_groups, self._base_lrs):
+            group["lr"] = base * factor
+        micro_batches = list(zip(*(t.split(self.plan.micro_batch) for t in batch)))
+        strategy = self.trainer.strategy
+        losses, accuracy = [], []
+        for index, micro in enumerate(micro_batches):
+            last = index == len(micro_batches) - 1
+            blocked = strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) and not last else None
+            with blocked or nullcontext():
+                loss_sum, correct, count = self.batch_losses(micro)
+                loss = loss_sum / count
+                self.manual_backward(loss / len(micro_batches))
+            losses.append(loss.detach())
+            accuracy.append((correct / count).detach())
+        optimizer.step()
+        optimizer.zero_grad()
+        loss = torch.stack(losses).mean()
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/acc", torch.stack(accuracy).mean(), on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -83,6 +123,9 @@ class LargeBatchModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.config.optimizer, self.model, self.plan.lr)
+        if self.schedule is not None:  # the lr of every step is set by scheduled_step
+            self._base_lrs = [group["lr"] for group in optimizer.param_groups]
+            return {"optimizer": optimizer}
         scheduler = build_scheduler(optimizer, schedule_for(self.config, self.plan))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -23,9 +23,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from largebatch.data import build_dataset
 from largebatch.models import build_model
+from largebatch.train.batch_schedule import BatchSchedule, build_batch_schedule, max_steps
 from largebatch.train.callbacks import (
-    CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor, ProgressLog, SharpnessProbe,
-    Throughput, TrustRatioMonitor,
+    BatchScheduleRecorder, CallbackGroup, DivergenceGuard, GeneralizationGap, GradNormMonitor, NoiseScaleMonitor,
+    ProgressLog, SharpnessProbe, Throughput, TrustRatioMonitor,
 )
 from largebatch.core.errors import ConfigError
 from largebatch.records.store import FINISHED, SUMMARY, RunStore
@@ -35,6 +36,7 @@ from largebatch.train.datamodule import TensorDataModule
 from largebatch.train.logger import RunStoreLogger
 from largebatch.train.module import MODULES
 from largebatch.train.plan import BatchPlan, plan_batches
+from largebatch.train.scheduled_data import ScheduledDataModule
 from largebatch.train.wandb_mirror import finish as finish_wandb
 from largebatch.train.wandb_mirror import wandb_logger
 
@@ -97,11 +99,18 @@ def _progress_bar(setting: str) -> bool:
     return setting == "on"
 
 
+def _needs_noise_scale(config: ExperimentConfig) -> bool:
+    """An adaptive batch and AdaScale's lr read the noise scale, so they measure it whatever ``probes`` says."""
+    return config.batch_schedule.kind == "adaptive" or (config.batch_schedule.kind != "fixed"
+                                                        and config.batch_schedule.lr == "adascale")
+
+
 def _probes(config: ExperimentConfig) -> dict[str, Callback]:
-    """The probes ``config.probes`` enables (both off by default)."""
+    """The probes ``config.probes`` enables (both off by default; the noise scale on where the batch schedule
+    needs it)."""
     noise, sharp = config.probes.noise_scale, config.probes.sharpness
     probes: dict[str, Callback] = {}
-    if noise.enabled:
+    if noise.enabled or _needs_noise_scale(config):
         probes["noise_scale"] = NoiseScaleMonitor(every_n_steps=noise.every_n_steps, ema=noise.ema,
                                                   probe_every_n_steps=noise.probe_every_n_steps,
                                                   per_layer=noise.per_layer)
@@ -121,17 +130,20 @@ class Telemetry:
     guard: DivergenceGuard
     throughput: Throughput
     probes: tuple[Callback, ...] = ()  # after the guard: the sharpness probe skips a run the guard stopped at its end
+    batch_schedule: BatchScheduleRecorder | None = None  # where the batch changes during training
     progress: ProgressLog | None = None
 
     def in_order(self) -> list[Callback]:
         """All of them, in the order their hooks run."""
-        rest = [self.progress] if self.progress is not None else []
+        rest = [c for c in (self.batch_schedule, self.progress) if c is not None]
         return [self.trust_ratio, self.grad_norm, self.gap, self.guard, self.throughput, *self.probes, *rest]
 
 
-def _callbacks(config: ExperimentConfig) -> Telemetry:
-    """The telemetry callbacks (the runner registers them as one :class:`CallbackGroup`)."""
+def _callbacks(config: ExperimentConfig, schedule: BatchSchedule | None = None) -> Telemetry:
+    """The telemetry callbacks (the runner registers them as one :class:`CallbackGroup`), with the batch schedule's
+    recorder where the batch changes."""
     every = config.logging.telemetry_every_n_steps
+    probes = _probes(config)
     progress = config.logging.progress_every_s and not sys.stdout.isatty()  # nohup, SLURM, CI, a pipe
     return Telemetry(
         trust_ratio=TrustRatioMonitor(every_n_steps=every, per_layer_to_loggers=config.logging.per_layer_to_loggers),
@@ -140,7 +152,8 @@ def _callbacks(config: ExperimentConfig) -> Telemetry:
         # the guard folds every step's loss (on the device, on an accelerator) and syncs only when it checks
         guard=DivergenceGuard(factor=config.guard.divergence_factor, check_every_n_steps=config.logging.every_n_steps),
         throughput=Throughput(every_n_steps=config.logging.every_n_steps, samples_per_step=config.batch_size),
-        probes=tuple(_probes(config).values()),
+        probes=tuple(probes.values()),
+        batch_schedule=None if schedule is None else BatchScheduleRecorder(schedule, probes.get("noise_scale")),
         progress=ProgressLog(every_s=config.logging.progress_every_s, samples_per_step=config.batch_size)
         if progress else None,
     )
@@ -190,7 +203,10 @@ def prepare(config: ExperimentConfig) -> tuple[TensorDataModule, pl.LightningMod
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model: {err}") from None
     plan = plan_batches(config, len(splits.train[0]), device_count(config))
-    module = MODULES[splits.meta.get("task", "classification")](model, config, plan)
+    schedule = build_batch_schedule(config, plan)
+    module = MODULES[splits.meta.get("task", "classification")](model, config, plan, schedule)
+    if schedule is not None:
+        return ScheduledDataModule(splits, plan, config.seed, schedule=schedule), module, plan
     return TensorDataModule(splits, plan, config.seed), module, plan
 
 
@@ -302,12 +318,14 @@ def _fit(
     mirror = wandb_logger(config.tracking.wandb, store.path, store.run_id, resolved)
     if mirror is not None:
         loggers.append(mirror)
-    ours = _callbacks(config)
+    schedule = getattr(data, "schedule", None)
+    ours = _callbacks(config, schedule)
     t = config.trainer
     trainer = pl.Trainer(**{
         **dict(
             accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
-            max_steps=plan.total_steps, max_epochs=-1, accumulate_grad_batches=plan.accumulate,
+            max_steps=plan.total_steps if schedule is None else max_steps(schedule, plan), max_epochs=-1,
+            accumulate_grad_batches=plan.accumulate if schedule is None else 1,
             gradient_clip_val=t.gradient_clip_val, deterministic=t.deterministic,
             logger=loggers, log_every_n_steps=config.logging.every_n_steps,
             callbacks=[CallbackGroup(ours.in_order()), _checkpoint(store.path / "checkpoints"), *callbacks],
@@ -352,6 +370,7 @@ def _record_outcome(store: RunStore, trainer: pl.Trainer, ours: Telemetry, modul
     final = _final_evaluation(module, data, ours.gap, trainer.global_step) if status != "diverged" else {}
     return store.write_summary(
         status=status, error=None, wall_time_s=time.perf_counter() - started, steps=trainer.global_step,
-        epochs=trainer.current_epoch, diverged_at=guard.diverged, eval=final, throughput=ours.throughput.summary(),
+        epochs=trainer.current_epoch, samples_seen=data.samples_through(trainer.global_step), diverged_at=guard.diverged,
+        eval=final, throughput=ours.throughput.summary(),
         plan=plan.as_dict(),
     )

@@ -70,7 +70,8 @@ class NoiseScaleMonitor(StepCallback):
 
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._micro += 1
-        accumulate = trainer.accumulate_grad_batches
+        # the accumulation of the step in progress (it changes under a batch schedule)
+        accumulate = getattr(trainer.datamodule, "accumulate", trainer.accumulate_grad_batches)
         if self._micro == 1 and accumulate > 1:
             grads = [p.grad for _, p in _trainable(pl_module)]
             self._small = (norms(grads).double() ** 2 * accumulate**2, float(samples_in(self._batch)))

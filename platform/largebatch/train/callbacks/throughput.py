@@ -33,13 +33,16 @@ class Throughput(StepCallback):
 
     Time is ``time.perf_counter`` between ``on_train_batch_end`` calls that close an optimizer step; CUDA is
     synchronised only on logging steps, so each logged value is the mean over the steps since the last logged
-    one (exact however asynchronous the device is). ``samples_per_s`` is ``samples_per_step`` (samples per
-    optimizer step over all micro-batches and devices) divided by the mean step time. Without ``samples_per_step``
-    it is counted once, from the first training batch: ``len`` of its first tensor (or of the batch itself) ×
+    one (exact however asynchronous the device is). ``samples_per_s`` is the samples of those steps over all
+    micro-batches and devices divided by their time. The samples come from the datamodule's
+    ``samples_through(step)`` where it has one (largebatch's datamodule does, so batches that change between steps
+    count exactly); else from ``samples_per_step`` per step. Without ``samples_per_step`` it is counted once, from
+    the first training batch: ``len`` of its first tensor (or of the batch itself) ×
     ``trainer.accumulate_grad_batches`` × ``trainer.world_size`` — right for any Lightning project whose batches
     are tensors or tuples/lists/dicts of tensors with the batch first and equally large; pass ``samples_per_step``
     otherwise. Windows restart at every training epoch start, and validation time is not counted.
-    :meth:`summary` gives the medians of the logged values. Values reach the loggers in blocks (see :mod:`.step_callback`).
+    :meth:`summary` gives the medians of the logged values. Values reach the loggers in blocks (see
+    :mod:`.step_callback`).
     """
 
     def __init__(self, every_n_steps: int = 10, samples_per_step: int | None = None) -> None:
@@ -53,6 +56,7 @@ class Throughput(StepCallback):
         self._start: float | None = None
         self._window_step = 0  # the optimizer step after which the current window started
         self._paused_at: float | None = None
+        self._samples_through: Any = None  # the datamodule's samples_through, where it has one
         self._cuda: torch.device | None = None  # the module's device where it is a CUDA device
 
     def summary(self) -> dict[str, float]:
@@ -65,6 +69,7 @@ class Throughput(StepCallback):
         super().on_train_epoch_start(trainer, pl_module)
         self._cuda = pl_module.device if pl_module.device.type == "cuda" else None
         self._synchronize()
+        self._samples_through = getattr(trainer.datamodule, "samples_through", None)
         self._start, self._window_step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
@@ -89,11 +94,17 @@ class Throughput(StepCallback):
         self._synchronize()
         now = time.perf_counter()
         step_s = (now - self._start) / (step - self._window_step)
+        samples_per_s = self._samples(step) / (now - self._start)
         self._start, self._window_step = now, step
-        samples_per_s = self.samples_per_step / step_s  # type: ignore[operator]  (set at the first batch)
         self.samples_per_s.append(samples_per_s)
         self.step_ms.append(1000.0 * step_s)
         self.hold(step, [samples_per_s, 1000.0 * step_s])
+
+    def _samples(self, step: int) -> int:
+        """Samples of the steps after ``_window_step`` up to ``step``."""
+        if self._samples_through is None:
+            return self.samples_per_step * (step - self._window_step)  # type: ignore[operator]  (set at the first batch)
+        return self._samples_through(step) - self._samples_through(self._window_step)
 
     def _synchronize(self) -> None:
         """Wait for queued CUDA work, so the host clock measures the device's progress."""

@@ -1,0 +1,127 @@
+"""Adaptive batch vs ``steps`` schedule vs the best fixed batch: optimizer steps and samples to a target metric.
+
+Workload: MNIST-1D (``--samples`` generated, 64% train) with its reference CNN (``--channels``), LAMB. Variants,
+each for ``--seeds`` seeds and ``--epochs`` epochs of data:
+  fixed B, lr   every batch size of ``--batches`` with every lr of ``--lrs`` (lr_scaling none: the lr is tuned per
+                batch size over that grid); the best lr per batch size is the one reaching the target in fewest
+                steps (median over seeds), and the *best fixed batch* the batch size with fewest such steps
+  steps         the smallest batch and its best lr, lr held constant, the batch ×4 after 25%, 50% and 75% of the
+                epochs, up to ``--max-batch`` (Smith et al. 2017, in place of lr decay)
+  adaptive      the smallest batch and its best lr, every ``--every`` steps the batch set to clip(B̂, smallest,
+                ``--max-batch``) from the noise scale B̂ (McCandlish et al. 2018), lr by the sqrt rule from the smallest
+                batch (no per-batch-size tuning)
+All variants use a 1-epoch warmup and a constant lr after it (a decay would tie the result to the budget).
+Steps (samples) to target: the first epoch-end validation at which val/acc >= ``--target``, so resolution is one
+epoch; a run that never gets there counts as not reached. Printed: a markdown table with median [min, max] over
+seeds of steps and samples to target, how many seeds reached it, and the median final test accuracy.
+
+    python benchmarks/batch_schedules.py [--samples 4000] [--epochs 12] [--seeds 2] [--target 0.6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from largebatch.train.config import load_experiment
+from largebatch.train.runner import train
+from largebatch.train.store import current_rows
+
+EXPERIMENT = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
+
+
+def run(args: argparse.Namespace, root: Path, seed: int, batch: int, lr: float, *extra: str) -> dict[str, float]:
+    """One training run; its steps and samples at the first validation reaching the target (NaN if none)."""
+    overrides = [f"data.options.num_samples={args.samples}", f"model.options.channels={args.channels}",
+                 f"batch_size={batch}", f"max_micro_batch={args.micro_batch}", f"optimizer.lr={lr}",
+                 "lr_scaling={rule: none, reference_batch_size: %d}" % batch, f"budget={{epochs: {args.epochs}}}",
+                 "schedule={warmup_epochs: 1, decay: constant}", f"seed={seed}", "tracking.wandb.mode=disabled",
+                 f"tracking.runs_root={root}", "logging.every_n_steps=10", *extra]
+    result = train(load_experiment(EXPERIMENT, overrides))
+    print(f"run {' '.join(extra) or 'fixed'} batch {batch} lr {lr} seed {seed}: {result.status}", file=sys.stderr)
+    metrics = current_rows(pd.read_csv(result.run_dir / "metrics.csv"), "name")
+    val = metrics[metrics["name"] == "val/acc"].sort_values("step")
+    hit = val[val["value"] >= args.target]
+    seen = metrics[metrics["name"] == "batch/samples"].set_index("step")["value"]
+    step = float(hit["step"].iloc[0]) if len(hit) else float("nan")
+    # val/acc of an epoch is logged at the step before the epoch's last (Lightning's convention): count that step
+    step = step + 1 if len(hit) else step
+    samples = float(seen.get(step, step * batch)) if len(hit) else float("nan")
+    return {"steps": step, "samples": samples, "test_acc": result.summary.get("eval", {}).get("test_acc", float("nan")),
+            "status": result.status}
+
+
+def spread(values: list[float]) -> str:
+    reached = [v for v in values if v == v]
+    if not reached:
+        return "not reached"
+    return f"{statistics.median(reached):.0f} [{min(reached):.0f}, {max(reached):.0f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--target", type=float, default=0.6)
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
+    parser.add_argument("--micro-batch", type=int, default=32)
+    parser.add_argument("--max-batch", type=int, default=512)
+    parser.add_argument("--every", type=int, default=10)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lb-batch-schedules-") as temp:
+        root = Path(temp)
+        for batch in args.batches:
+            for lr in args.lrs:
+                for seed in range(args.seeds):
+                    rows.append({"variant": f"fixed {batch}", "batch": batch, "lr": lr, "seed": seed,
+                                 **run(args, root, seed, batch, lr)})
+        fixed = pd.DataFrame(rows)
+        # fewest steps to target (median over seeds); ties and misses broken by final test accuracy
+        per_lr = fixed.groupby(["batch", "lr"]).agg(steps=("steps", "median"), test_acc=("test_acc", "median"))
+        ranked = per_lr.reset_index().sort_values(["batch", "steps", "test_acc"], ascending=[True, True, False])
+        best_lr = ranked.drop_duplicates("batch").set_index("batch")["lr"]
+        small = min(args.batches)
+        quarters = ", ".join(str(round(args.epochs * q)) for q in (0.25, 0.5, 0.75))
+        schedules = {
+            "steps ×4 (lr held)": [f"batch_schedule={{kind: steps, epochs: [{quarters}], factor: 4, lr: hold, "
+                                   f"max_batch: {args.max_batch}}}"],
+            "adaptive (sqrt lr)": [f"batch_schedule={{kind: adaptive, every_n_steps: {args.every}, max_batch: "
+                                   f"{args.max_batch}, lr: scale}}",
+                                   "lr_scaling={rule: sqrt, reference_batch_size: %d}" % small,
+                                   "probes.noise_scale={every_n_steps: 10, probe_every_n_steps: 5, ema: 0.95}"],
+        }
+        for name, extra in schedules.items():
+            for seed in range(args.seeds):
+                rows.append({"variant": name, "batch": small, "lr": float(best_lr[small]), "seed": seed,
+                             **run(args, root, seed, small, float(best_lr[small]), *extra)})
+    table = pd.DataFrame(rows)
+    tuned = table[table["variant"].str.startswith("fixed")]
+    tuned = tuned[tuned["lr"] == tuned["batch"].map(best_lr)]
+    medians = tuned.groupby("batch")["steps"].median()
+    best_batch = medians.idxmin() if medians.notna().any() else None  # None: no fixed batch reached the target
+    shown = pd.concat([tuned, table[~table["variant"].str.startswith("fixed")]])
+    print(f"MNIST-1D ({args.samples} samples), CNN {args.channels} channels, LAMB, {args.epochs} epochs, "
+          f"{args.seeds} seeds, target val/acc >= {args.target}; lr tuned per fixed batch over {args.lrs}")
+    print("| variant | start batch | lr | steps to target | samples to target | reached | test acc |")
+    print("|---|---|---|---|---|---|---|")
+    for variant, group in shown.groupby("variant", sort=False):
+        mark = " (best fixed)" if variant == f"fixed {best_batch}" else ""
+        print(f"| {variant}{mark} | {group['batch'].iloc[0]} | {group['lr'].iloc[0]:g} | {spread(list(group['steps']))} "
+              f"| {spread(list(group['samples']))} | {int(group['steps'].notna().sum())}/{len(group)} "
+              f"| {statistics.median(group['test_acc']):.3f} |")
+    print(f"({len(table)} runs in {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
