@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from largebatch.records.store import current_rows
 from largebatch.train.config import load_experiment
 from largebatch.train.runner import train
-from largebatch.train.store import current_rows
 
 EXPERIMENT = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
 

@@ -14,10 +14,11 @@ import torch
 import yaml
 from test_train_runs import InterruptAt
 
+from largebatch.core.errors import ConfigError
 from largebatch.data import TensorBatches
 from largebatch.sweep import load_sweep
 from largebatch.train.batch_schedule import BatchSchedule, build_batch_schedule, gain_ratio
-from largebatch.train.config import ConfigError, load_experiment
+from largebatch.train.config import load_experiment
 from largebatch.train.plan import plan_batches
 from largebatch.train.runner import train
 from largebatch.train.scheduled_data import ScheduledBatches
@@ -160,7 +161,7 @@ def test_state_keeps_the_steps_that_ran() -> None:
 
 
 def per_step(run: Path, names: tuple[str, ...] = ("batch/size", "batch/accumulate", "batch/lr")) -> pd.DataFrame:
-    from largebatch.train.store import current_rows
+    from largebatch.records.store import current_rows
 
     metrics = current_rows(pd.read_csv(run / "metrics.csv"), "name")
     return metrics[metrics["name"].isin(names)].pivot_table(index="step", columns="name", values="value")
@@ -184,7 +185,8 @@ def test_steps_schedule_run_logs_every_step_and_mirrors_to_wandb(tmp_path: Path)
     from largebatch.dashboard.build import build
 
     samples = load_results(result.run_dir).history.query("metric == 'val/acc'")["samples"]
-    assert list(samples) == [32 * 19, 640 + 64 * 9, 1280 + 128 * 4]  # from batch/samples, not step × batch_size
+    # from batch/samples, not step × batch_size; validation at each epoch's end (step N = N updates done)
+    assert list(samples) == [32 * 20, 640 + 64 * 10, 1280 + 128 * 5]
     built = build([result.run_dir], [ROOT / "dashboards" / "schedules" / "batch_schedules.yaml"], tmp_path / "dash", images=False)
     plotted = pd.read_csv(tmp_path / "dash" / "data" / "batch_schedules-batch.csv")
     assert built.index.is_file() and set(plotted["metric"]) == {"batch/size", "batch/lr"} and len(plotted) == 2 * 35

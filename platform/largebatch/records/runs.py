@@ -62,7 +62,7 @@ def _run_row(run: RunFiles) -> dict[str, Any]:
 
 
 class RunsRead(NamedTuple):
-    """The runs table of the readable runs, and what is wrong with the damaged ones (see ``train.damage``)."""
+    """The runs table of the readable runs, and what is wrong with the damaged ones (see :mod:`largebatch.records.reader`)."""
 
     table: pd.DataFrame
     damage: list[Damage]

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from largebatch.core.errors import ConfigError
 from largebatch.optim.schedules import Schedule, scaled_lr
-from largebatch.train.config import BatchScheduleConfig, ConfigError, ExperimentConfig
+from largebatch.train.config import BatchScheduleConfig, ExperimentConfig
 from largebatch.train.plan import BatchPlan, schedule_for
 
 

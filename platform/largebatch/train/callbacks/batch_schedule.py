@@ -2,7 +2,7 @@
 
 Per optimizer step it logs ``batch/size`` (effective batch, all ranks), ``batch/accumulate`` (micro-batches per
 rank), ``batch/samples`` (training samples seen by the end of the step) and ``batch/lr`` (the lr of the first
-parameter group at that step), in blocks (step convention of :mod:`._emit`). For an ``adaptive`` schedule it decides
+parameter group at that step), in blocks (step convention of :mod:`.step_callback`). For an ``adaptive`` schedule it decides
 the batch every ``every_n_steps`` steps from the noise monitor's smoothed B̂ (rank 0's estimate, broadcast so all
 ranks agree) and logs ``batch/b_hat`` and ``batch/target`` (the batch chosen). With ``lr: adascale`` it hands the
 monitor's |G|² and tr(Σ) estimates to the schedule after every step. It stops the trainer once the sample budget
@@ -17,8 +17,9 @@ import lightning.pytorch as pl
 from torch import Tensor
 
 from largebatch.train.batch_schedule import BatchSchedule
-from largebatch.train.callbacks._emit import StepCallback, emit_block
+from largebatch.train.callbacks.emit import emit_block
 from largebatch.train.callbacks.noise_scale import NoiseScaleMonitor
+from largebatch.train.callbacks.step_callback import StepCallback
 
 STEP_METRICS = ("batch/size", "batch/accumulate", "batch/samples", "batch/lr")
 DECISION_METRICS = ("batch/b_hat", "batch/target")

@@ -24,6 +24,7 @@ Logged (step convention of :mod:`.step_callback`): ``noise_scale/b_simple``, ``n
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -74,15 +75,18 @@ class NoiseScaleMonitor(StepCallback):
         accumulate = getattr(trainer.datamodule, "accumulate", trainer.accumulate_grad_batches)
         if self._micro == 1 and accumulate > 1:
             grads = [p.grad for _, p in _trainable(pl_module)]
-            self._small = (norms(grads).double() ** 2 * accumulate**2, float(samples_in(self._batch)))
+            self._small = (norms(grads).double() ** 2 * accumulate**2, math.nan)  # its size: known at the step
 
     def before_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        self._micro = 0
+        micro, self._micro = self._micro, 0
         small, self._small = self._small, None
         if small is None:
             if step % self.probe_every_n_steps and step != 1:
                 return
             small = self._probe(pl_module)
+        else:  # one micro-batch of the step: its samples over its backward passes (one batch each, or one step
+            # holding all of them under a batch schedule)
+            small = (small[0], self._samples / micro)
         big_sq = norms([p.grad for _, p in _trainable(pl_module)]).double() ** 2
         small_sq, b_small = small
         b_big = float(self._samples * trainer.world_size)
