@@ -480,7 +480,8 @@ def test_sweep_reports_carry_the_time_axes_not_the_modules_step_and_epoch() -> N
     from largebatch.sweep.training import epoch_metrics
 
     trainer = SimpleNamespace(callbacks=[], global_step=20, callback_metrics={
-        "step": torch.tensor(20.0), "epoch": torch.tensor(1.0), "val/acc": torch.tensor(0.5)})
+        "step": torch.tensor(20.0), "epoch": torch.tensor(1.0), "val/acc": torch.tensor(0.5)},
+        datamodule=SimpleNamespace(samples_through=lambda step: 64 * step))
     module = SimpleNamespace(plan=SimpleNamespace(as_dict=lambda: {"steps_per_epoch": 10, "batch_size": 64}))
     metrics = epoch_metrics(trainer, module)  # type: ignore[arg-type]
     assert metrics == {"val/acc": 0.5, "steps": 20, "epochs": 2.0, "samples": 1280, "status": "running"}
