@@ -64,7 +64,7 @@ def test_cli_train_with_piped_stdout_prints_progress_before_the_end(tmp_path: Pa
     cmd = [sys.executable, "-m", "largebatch", "train", str(ROOT / "experiments" / "mnist1d_cnn.yaml"), "--set",
            "data.options.num_samples=600", "model.options.channels=4", "budget={epochs: 2}", "optimizer.name=sgd",
            "optimizer.options={}", "optimizer.lr=0.05",
-           "logging.progress_every_s=0.05", "tracking.wandb.mode=disabled", "--runs-root", str(tmp_path)]
+           "logging.progress_every_s=0.001", "tracking.wandb.mode=disabled", "--runs-root", str(tmp_path)]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

@@ -140,10 +140,15 @@ def assert_cluster_gone(processes: list[psutil.Process]) -> None:
     assert not alive, [(p.pid, p.name()) for p in alive]
 
 
-def kill_when(process: subprocess.Popen[str], condition: Callable[[], bool], what: str, group: bool = False) -> None:
-    """SIGKILL the driver (or its whole process group) as soon as ``condition`` holds; its cluster must follow."""
+def kill_when(process: subprocess.Popen[str], condition: Callable[[], bool], what: str, group: bool = False,
+              workers_too: bool = False) -> None:
+    """SIGKILL the driver (or its whole process group; or its trial workers, then the driver, as a power cut would)
+    as soon as ``condition`` holds; its cluster must follow."""
     wait_for(condition, process, 600, what)
     processes = tree(process)
+    if workers_too:  # else a trial could finish in the moment the watchdog takes to tear the cluster down
+        for worker in trial_workers(process):
+            worker.kill()
     if group:
         os.killpg(process.pid, signal.SIGKILL)
     else:
@@ -192,16 +197,16 @@ def test_a_sweep_killed_five_times_ends_like_an_uninterrupted_one_on_a_loopback_
 
     kept: dict[tuple[str, str], bytes] = {}
     moments = [
-        ("right after start", lambda: (folder / "sweep.yaml").exists(), False),
-        ("during a trial (whole process group)", in_training, True),
+        ("right after start", lambda: (folder / "sweep.yaml").exists(), False, False),
+        ("during a trial (whole process group)", in_training, True, False),
         ("as a trial writes its summary", lambda: done() >= 1 and any(
-            e["state"] == "running" for e in trials(folder).values()), False),
-        ("between trials", lambda: done() >= 2 and not in_training(), False),
-        ("near the end", lambda: done() >= 3 and in_training(), False),
+            e["state"] == "running" for e in trials(folder).values()), False, False),
+        ("between trials", lambda: done() >= 2 and not in_training(), False, False),
+        ("near the end (the trial's worker too)", lambda: done() >= 3 and in_training(), False, True),
     ]
-    for number, (what, condition, group) in enumerate(moments):
+    for number, (what, condition, group, workers_too) in enumerate(moments):
         process = launch(path, tmp_path / "runs", env, *(["--resume"] if number else []))
-        kill_when(process, condition, what, group)
+        kill_when(process, condition, what, group, workers_too)
         assert all(finished_files(folder).get(key) == content for key, content in kept.items()), what
         kept = finished_files(folder)
     final = launch(path, tmp_path / "runs", env, "--resume")  # its trial's worker is killed too: Tune retries it
