@@ -38,7 +38,7 @@ def scaled_sweep(work: Path, name: str, batch_sizes: list[int], optimizers: int,
     data["experiment"] = str((SWEEP.parent / data["experiment"]).resolve())
     data["name"] = name
     data["overrides"] = [o for o in data["overrides"] if not o.startswith("data.options.num_samples")]
-    data["overrides"].append(f"data.options.num_samples={samples}")
+    data["overrides"] += [f"data.options.num_samples={samples}", "tracking.wandb.mode=disabled"]  # W&B: not timed
     data["grid"] = {"batch_size": batch_sizes, "optimizer": data["grid"]["optimizer"][:optimizers]}
     data["budget"] = {"epochs": epochs}
     data["resources"] = resources
