@@ -43,7 +43,7 @@ DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16:
 
 @triton.jit
 def _lamb_moments_kernel(block_tensor, block_start, sizes, x_table, g_table, m_table, v_table, grad_scale, partials,
-                         num_blocks, beta1, beta2, eps_hat, wd_u,
+                         num_blocks, beta1, one_minus_beta1, beta2, one_minus_beta2, eps_hat, wd_u,
                          DTYPE: tl.constexpr, HAS_SCALE: tl.constexpr, BLOCK: tl.constexpr):
     b = tl.program_id(0)
     t = tl.load(block_tensor + b)
@@ -56,8 +56,9 @@ def _lamb_moments_kernel(block_tensor, block_start, sizes, x_table, g_table, m_t
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     raw = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     g = raw * tl.load(grad_scale) if HAS_SCALE else raw
-    m = (beta1 * tl.load(m_ptr + offs, mask=mask, other=0.0).to(tl.float32) + (1.0 - beta1) * g).to(DTYPE)
-    v = (beta2 * tl.load(v_ptr + offs, mask=mask, other=0.0).to(tl.float32) + (1.0 - beta2) * g * g).to(DTYPE)
+    # 1 − β comes from the host (float64, then rounded): 1 − fp32(0.999) would be 1.3e-5 off, and so would v
+    m = (beta1 * tl.load(m_ptr + offs, mask=mask, other=0.0).to(tl.float32) + one_minus_beta1 * g).to(DTYPE)
+    v = (beta2 * tl.load(v_ptr + offs, mask=mask, other=0.0).to(tl.float32) + one_minus_beta2 * g * g).to(DTYPE)
     tl.store(m_ptr + offs, m, mask=mask)
     tl.store(v_ptr + offs, v, mask=mask)
     u = m.to(tl.float32) / (tl.sqrt(v.to(tl.float32)) + eps_hat) + wd_u * x  # from the stored m, v, as pass 2
@@ -245,7 +246,7 @@ class TritonKernels:
         scale = bucket.partials if grad_scale is None else grad_scale.to(torch.float32)
         _lamb_moments_kernel[(bucket.num_blocks,)](
             bucket.block_tensor, bucket.block_start, bucket.sizes, x, g, m, v, scale, bucket.partials,
-            bucket.num_blocks, beta1, beta2, eps_hat, wd_u,
+            bucket.num_blocks, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps_hat, wd_u,
             DTYPE=bucket.dtype, HAS_SCALE=grad_scale is not None, BLOCK=self.block)
         return bucket.norms(3)
 
