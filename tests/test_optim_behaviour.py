@@ -69,6 +69,34 @@ def test_step_never_syncs_with_the_host(name: str, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_remembered_buckets_follow_gradients_that_come_and_go(name: str) -> None:
+    """The grouping a step reuses (``_buckets``' plan) is rebuilt when a parameter has no gradient for a step
+    (its step count then lags, so it joins another bucket) and after ``load_state_dict``: the result equals an
+    optimizer rebuilt from its state dict before every step, which never reuses a plan."""
+    models = [small_model(), small_model()]
+    kept = OPTIMIZERS[name](param_groups(models[0], weight_decay=1e-4))
+    state = None
+    for t in range(8):
+        rebuilt = OPTIMIZERS[name](param_groups(models[1], weight_decay=1e-4))
+        if state is not None:
+            rebuilt.load_state_dict(state)
+        for model, opt in zip(models, (kept, rebuilt)):
+            x, y = batch(t)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            if t in (2, 3):
+                model[3].weight.grad = None  # a frozen-for-a-while layer: its step count falls behind
+            opt.step()
+        state = copy.deepcopy(rebuilt.state_dict())
+        if t == 5:
+            kept.load_state_dict(copy.deepcopy(kept.state_dict()))
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
+    steps = {kept.state[p]["step"] for p in models[0].parameters()}
+    assert steps == {6, 8}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_grad_is_never_modified(name: str) -> None:
     model = small_model()
     kwargs = {"grad_pre_normalization": 1e-3} if name == "lamb" else {}

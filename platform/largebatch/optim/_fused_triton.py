@@ -5,17 +5,19 @@ belonging to one tensor; a table of per-tensor addresses and a block→(tensor, 
 and cached, let one launch cover every tensor of the bucket (the design of apex's multi_tensor_apply, with a
 table instead of fixed-size argument chunks). Per step:
 
-* LAMB (You et al. 2019, Algorithm 2): ``lamb_moments`` updates m and v and writes each block's Σx², Σu'², Σg²
-  (u' = m/(√v + ε̂) + (λ/c)·x, the direction of :class:`~largebatch.optim.LAMB` before the factor c); a second
-  small kernel sums each tensor's blocks in a fixed order (deterministic, no atomics) and takes the square roots;
-  the optimizer turns the norms into trust ratios with :func:`~largebatch.optim.trust_ratio.trust_ratio`
-  (tensor ops on the device); ``lamb_apply`` recomputes u' from the stored m, v and writes x ← decay·x + s_l·u'.
-  Reads x, g, m, v and writes m, v in pass 1, reads x, m, v and writes x in pass 2: 10 values per parameter,
-  no scratch buffer.
-* LARS (You et al. 2017, Algorithm 1): ``lars_norms`` (Σw², Σg², and Σ(g + βw)² for the "update" denominator),
-  then ``lars_apply`` with the per-layer coefficients the optimizer computed on the device: the interface of
-  the fused CPU kernels, so :class:`~largebatch.optim.LARS` calls both back ends alike.
+* LAMB (You et al. 2019, Algorithm 2), ``lamb_step``: pass 1 updates m and v and writes each block's Σx², Σu'²,
+  Σg² (u' = m/(√v + ε̂) + (λ/c)·x, the direction of :class:`~largebatch.optim.LAMB` before the factor c); a
+  finishing kernel, one program per tensor, sums each tensor's blocks in a fixed order (deterministic, no
+  atomics), takes the square roots and computes the trust ratio φ(‖x‖)/‖u‖ (as
+  :func:`~largebatch.optim.trust_ratio.trust_ratio`: bounds, 1 where a norm is 0), lr·ratio and the step scale;
+  pass 2 recomputes u' from the stored m, v and writes x ← decay·x + s_l·u'. Reads x, g, m, v and writes m, v in
+  pass 1, reads x, m, v and writes x in pass 2: 10 values per parameter, no scratch buffer.
+* LARS (You et al. 2017, Algorithm 1), ``lars_step``: pass 1 writes block sums of w², g² (and (g + βw)² for the
+  "update" denominator); the finishing kernel gives the norms, η‖w‖/(‖g‖ + β‖w‖ + ε) (or ‖g + βw‖, LARC's
+  clip) and the per-layer coefficients of pass 2, which writes the momentum buffer and w.
 
+Three launches per bucket and step, and no tensor operation on the host's side between them: on a GPU the
+step's host time (what bounds a step of a small or mid-sized model) is the launches and the bookkeeping.
 Arithmetic is float32 whatever the parameter dtype (bf16/fp16 parameters, moments and buffers are read, widened,
 and rounded once on store), and norms are float32. Nothing waits for the device: scalars are kernel arguments,
 per-layer values stay in device tensors, and address tables go to the device by non-blocking copies from pinned
@@ -39,6 +41,7 @@ from torch import Tensor
 BLOCK = 2048  # elements per program on the GPU
 REDUCE_BLOCK = 256  # block partial sums one program of the segment reduction adds per iteration
 DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+Bounds = tuple[float | None, float | None]
 
 
 @triton.jit
@@ -123,17 +126,88 @@ def _lars_apply_kernel(block_tensor, block_start, sizes, w_table, g_table, b_tab
 
 
 @triton.jit
-def _segment_norms_kernel(partials, first_block, out, num_blocks, num_tensors, RBLOCK: tl.constexpr):
-    """out[k, t] = sqrt(Σ partials[k, first_block[t]:first_block[t + 1]]), summed in a fixed order."""
-    t = tl.program_id(0)
-    k = tl.program_id(1)
-    lo = tl.load(first_block + t)
-    hi = tl.load(first_block + t + 1)
+def _segment_sum(partials, row, num_blocks, lo, hi, RBLOCK: tl.constexpr):
+    """Σ partials[row, lo:hi] in a fixed order (deterministic, no atomics)."""
     acc = tl.zeros([RBLOCK], dtype=tl.float32)
     for start in range(lo, hi, RBLOCK):
         offs = start + tl.arange(0, RBLOCK)
-        acc += tl.load(partials + k * num_blocks + offs, mask=offs < hi, other=0.0)
-    tl.store(out + k * num_tensors + t, tl.sqrt(tl.sum(acc, axis=0)))
+        acc += tl.load(partials + row * num_blocks + offs, mask=offs < hi, other=0.0)
+    return tl.sum(acc, axis=0)
+
+
+@triton.jit
+def _clamped(x, lo, hi, LOWER: tl.constexpr, UPPER: tl.constexpr):
+    """``torch.clamp(x, lo, hi)`` for the bounds that are set (NaN stays NaN)."""
+    if LOWER:
+        x = tl.where(x < lo, lo, x)
+    if UPPER:
+        x = tl.where(x > hi, hi, x)
+    return x
+
+
+@triton.jit
+def _trust(weight_norm, update_norm, coefficient, eps, w_lo, w_hi, r_lo, r_hi,
+           W_LO: tl.constexpr, W_HI: tl.constexpr, R_LO: tl.constexpr, R_HI: tl.constexpr):
+    """:func:`largebatch.optim.trust_ratio.trust_ratio` for one layer: coefficient·φ(‖w‖)/(‖u‖ + eps), 1 where
+    ‖w‖ = 0 or ‖u‖ = 0, clamped to the ratio bounds."""
+    ratio = tl.div_rn(coefficient * _clamped(weight_norm, w_lo, w_hi, W_LO, W_HI), update_norm + eps)
+    ratio = tl.where((weight_norm > 0) & (update_norm > 0), ratio, 1.0)
+    return _clamped(ratio, r_lo, r_hi, R_LO, R_HI)
+
+
+@triton.jit
+def _lamb_finish_kernel(partials, first_block, out, num_blocks, num_tensors, c, lr, neg_lr_c, w_lo, w_hi, r_lo, r_hi,
+                        ADAPT: tl.constexpr, W_LO: tl.constexpr, W_HI: tl.constexpr, R_LO: tl.constexpr,
+                        R_HI: tl.constexpr, RBLOCK: tl.constexpr):
+    """Per tensor t: out[:, t] = ‖x‖, ‖u‖ = c·‖u'‖, trust ratio, lr·ratio, ‖g‖, step scale −lr·c·ratio (pass 2's)."""
+    t = tl.program_id(0)
+    lo = tl.load(first_block + t)
+    hi = tl.load(first_block + t + 1)
+    weight_norm = tl.sqrt_rn(_segment_sum(partials, 0, num_blocks, lo, hi, RBLOCK))
+    update_norm = c * tl.sqrt_rn(_segment_sum(partials, 1, num_blocks, lo, hi, RBLOCK))
+    grad_norm = tl.sqrt_rn(_segment_sum(partials, 2, num_blocks, lo, hi, RBLOCK))
+    if ADAPT:
+        ratio = _trust(weight_norm, update_norm, 1.0, 0.0, w_lo, w_hi, r_lo, r_hi, W_LO, W_HI, R_LO, R_HI)
+    else:
+        ratio = tl.full([], 1.0, tl.float32)
+    tl.store(out + t, weight_norm)
+    tl.store(out + num_tensors + t, update_norm)
+    tl.store(out + 2 * num_tensors + t, ratio)
+    tl.store(out + 3 * num_tensors + t, lr * ratio)
+    tl.store(out + 4 * num_tensors + t, grad_norm)
+    tl.store(out + 5 * num_tensors + t, neg_lr_c * ratio)
+
+
+@triton.jit
+def _lars_finish_kernel(partials, first_block, out, num_blocks, num_tensors, wd, coefficient, eps, lr, scale_lr,
+                        into_factor, step_lr, PAPER: tl.constexpr, ADAPT: tl.constexpr, CLIP: tl.constexpr,
+                        DIRECT: tl.constexpr, RBLOCK: tl.constexpr):
+    """Per tensor t: out[:, t] = ‖w‖, ‖g‖, the denominator's norm (‖g‖ + β‖w‖, or ‖g + βw‖), trust ratio, lr·ratio,
+    then pass 2's coefficients: into the buffer ``into_factor``·s and onto w ``step_lr``·s (0 without ``DIRECT``),
+    with s = ``scale_lr``·ratio (lr inside the momentum, or 1)."""
+    t = tl.program_id(0)
+    lo = tl.load(first_block + t)
+    hi = tl.load(first_block + t + 1)
+    weight_norm = tl.sqrt_rn(_segment_sum(partials, 0, num_blocks, lo, hi, RBLOCK))
+    grad_norm = tl.sqrt_rn(_segment_sum(partials, 1, num_blocks, lo, hi, RBLOCK))
+    if PAPER:
+        update_norm = grad_norm + wd * weight_norm
+    else:
+        update_norm = tl.sqrt_rn(_segment_sum(partials, 2, num_blocks, lo, hi, RBLOCK))
+    if ADAPT:
+        ratio = _trust(weight_norm, update_norm, coefficient, eps, 0.0, 0.0, 0.0, 0.0, False, False, False, False)
+        if CLIP:  # LARC: min(ratio / lr, 1)
+            ratio = _clamped(tl.div_rn(ratio, lr), 0.0, 1.0, False, True)
+    else:
+        ratio = tl.full([], 1.0, tl.float32)
+    scale = scale_lr * ratio
+    tl.store(out + t, weight_norm)
+    tl.store(out + num_tensors + t, grad_norm)
+    tl.store(out + 2 * num_tensors + t, update_norm)
+    tl.store(out + 3 * num_tensors + t, ratio)
+    tl.store(out + 4 * num_tensors + t, lr * ratio)
+    tl.store(out + 5 * num_tensors + t, into_factor * scale)
+    tl.store(out + 6 * num_tensors + t, step_lr * scale if DIRECT else tl.full([], 0.0, tl.float32))
 
 
 def _on_device(values: Sequence[int] | Tensor, device: torch.device) -> Tensor:
@@ -160,7 +234,7 @@ class _Addresses:
 
     def of(self, tensors: Sequence[Tensor], params: Sequence[Tensor]) -> Tensor | None:
         """The table, or None where the tensors cannot be fused with ``params``."""
-        pointers = tuple(t.data_ptr() for t in tensors)
+        pointers = tuple(map(Tensor.data_ptr, tensors))
         if self.table is None or pointers != self.pointers:
             if not _fusable(tensors, params):
                 return None
@@ -187,7 +261,6 @@ class _Bucket:
         self.addresses: dict[str, _Addresses] = {}
         self.dtype = DTYPES[params[0].dtype]
         self.x = _on_device([p.data_ptr() for p in params], device)  # the bucket's key: never changes
-        self.last: tuple[Tensor, ...] = ()  # the tables pass 1 used, for pass 2
 
     def tables(self, **lists: Sequence[Tensor]) -> list[Tensor] | None:
         """The address tables of the lists stepped with the parameters (by role: ``g=grads, m=exp_avgs``...),
@@ -200,12 +273,10 @@ class _Bucket:
             tables.append(table)
         return tables
 
-    def norms(self, rows: int) -> Tensor:
-        """The square roots of the per-tensor sums of the first ``rows`` rows of block partials, [rows, n]."""
-        out = torch.empty((rows, self.num_tensors), dtype=torch.float32, device=self.sizes.device)
-        _segment_norms_kernel[(self.num_tensors, rows)](
-            self.partials, self.first_block, out, self.num_blocks, self.num_tensors, RBLOCK=REDUCE_BLOCK)
-        return out
+    def stats(self, rows: int) -> Tensor:
+        """A fresh [rows, n] float32 output for a finishing kernel (fresh: the optimizer's statistics of a step
+        may be kept while later steps run)."""
+        return torch.empty((rows, self.num_tensors), dtype=torch.float32, device=self.sizes.device)
 
 
 class TritonKernels:
@@ -218,77 +289,74 @@ class TritonKernels:
     def __init__(self) -> None:
         self.block = BLOCK
         self._buckets: dict[tuple[int, ...], _Bucket | None] = {}
-        self._current: _Bucket | None = None  # pass 1's bucket; pass 2 reuses it and its tables
 
     def _bucket(self, params: Sequence[Tensor]) -> _Bucket | None:
-        """The bucket of ``params`` (pass 1), kept as the one pass 2 continues; None (remembered) where the
-        parameters themselves cannot be fused."""
-        key = tuple(p.data_ptr() for p in params)
+        """The bucket of ``params``; None (remembered) where the parameters themselves cannot be fused."""
+        key = tuple(map(Tensor.data_ptr, params))
         if key not in self._buckets:
             if len(self._buckets) >= self.MAX_BUCKETS:
                 self._buckets.clear()
             self._buckets[key] = _Bucket(params, self.block) if _fusable(params, params) else None
-        self._current = self._buckets[key]
-        return self._current
+        return self._buckets[key]
 
     # ---------------------------------------------------------------------------------------------- LAMB
 
-    def lamb_moments(self, params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor],
-                     exp_avg_sqs: Sequence[Tensor], grad_scale: Tensor | None, beta1: float, beta2: float,
-                     eps_hat: float, wd_u: float) -> Tensor | None:
-        """Pass 1: m, v updated in place; returns [‖x‖, ‖u'‖, ‖g‖] per tensor ([3, n] float32), or None (declined)."""
+    def lamb_step(self, params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor],
+                  exp_avg_sqs: Sequence[Tensor], grad_scale: Tensor | None, beta1: float, beta2: float, eps_hat: float,
+                  wd_u: float, c: float, lr: float, decay: float, adapt: bool, weight_norm_bounds: Bounds | None,
+                  ratio_bounds: Bounds | None) -> Tensor | None:
+        """The whole LAMB step in three launches (the interface of the fused CPU kernel's ``lamb_step``): pass 1
+        updates m, v and writes block sums; the finishing kernel turns them into norms, trust ratios (as
+        :func:`~largebatch.optim.trust_ratio.trust_ratio`) and step scales; pass 2 writes x. Returns
+        [‖x‖, ‖u‖, ratio, lr·ratio, ‖g‖] per tensor ([5, n] float32), or None (declined: nothing was changed)."""
         bucket = self._bucket(params)
         tables = None if bucket is None else bucket.tables(g=grads, m=exp_avgs, v=exp_avg_sqs)
         if bucket is None or tables is None:
             return None
         (g, m, v), x = tables, bucket.x
-        bucket.last = (x, m, v)
         scale = bucket.partials if grad_scale is None else grad_scale.to(torch.float32)
-        _lamb_moments_kernel[(bucket.num_blocks,)](
+        grid = (bucket.num_blocks,)
+        _lamb_moments_kernel[grid](
             bucket.block_tensor, bucket.block_start, bucket.sizes, x, g, m, v, scale, bucket.partials,
             bucket.num_blocks, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps_hat, wd_u,
             DTYPE=bucket.dtype, HAS_SCALE=grad_scale is not None, BLOCK=self.block)
-        return bucket.norms(3)
-
-    def lamb_apply(self, step_scale: Tensor, eps_hat: float, wd_u: float, decay: float) -> None:
-        """Pass 2 of the bucket of the last :meth:`lamb_moments`: x ← decay·x + step_scale[l]·u', with u'
-        recomputed from the m, v it stored."""
-        bucket = self._current
-        assert bucket is not None and len(bucket.last) == 3, "lamb_apply follows lamb_moments"
-        x, m, v = bucket.last
-        _lamb_apply_kernel[(bucket.num_blocks,)](
-            bucket.block_tensor, bucket.block_start, bucket.sizes, x, m, v, step_scale.to(torch.float32), eps_hat,
-            wd_u, decay, DTYPE=bucket.dtype, BLOCK=self.block)
+        out = bucket.stats(6)
+        (w_lo, w_hi), (r_lo, r_hi) = weight_norm_bounds or (None, None), ratio_bounds or (None, None)
+        _lamb_finish_kernel[(bucket.num_tensors,)](
+            bucket.partials, bucket.first_block, out, bucket.num_blocks, bucket.num_tensors, c, lr, -lr * c,
+            w_lo or 0.0, w_hi or 0.0, r_lo or 0.0, r_hi or 0.0, ADAPT=adapt, W_LO=w_lo is not None,
+            W_HI=w_hi is not None, R_LO=r_lo is not None, R_HI=r_hi is not None, RBLOCK=REDUCE_BLOCK)
+        _lamb_apply_kernel[grid](
+            bucket.block_tensor, bucket.block_start, bucket.sizes, x, m, v, out[5], eps_hat, wd_u, decay,
+            DTYPE=bucket.dtype, BLOCK=self.block)
+        return out[:5]
 
     # ---------------------------------------------------------------------------------------------- LARS
 
-    def lars_norms(self, params: Sequence[Tensor], grads: Sequence[Tensor], weight_decay: float,
-                   direction_norm: bool) -> Tensor | None:
-        """Pass 1: [‖w‖, ‖g‖] (and ‖g + βw‖ with ``direction_norm``) per tensor, or None (declined)."""
+    def lars_step(self, params: Sequence[Tensor], grads: Sequence[Tensor], buffers: Sequence[Tensor], wd: float,
+                  momentum: float, lr: float, coefficient: float, eps: float, paper: bool, adapt: bool, clip: bool,
+                  scale_lr: float, into_factor: float, direct: bool, step_lr: float,
+                  buffer_step: float) -> Tensor | None:
+        """The whole LARS step in three launches: pass 1 writes block sums of w², g² (and (g + βw)² unless
+        ``paper``); the finishing kernel turns them into norms, trust ratios and per-layer coefficients (s =
+        ``scale_lr``·ratio; into the buffer ``into_factor``·s, onto w ``step_lr``·s where ``direct``); pass 2 writes
+        v ← μ·v + into·d and w ← w − direct·d − ``buffer_step``·v (d = g + βw; no buffer without momentum).
+        Returns [‖w‖, ‖g‖, denominator norm, ratio, lr·ratio] per tensor ([5, n] float32), or None (declined)."""
         bucket = self._bucket(params)
-        tables = None if bucket is None else bucket.tables(g=grads)
+        tables = None if bucket is None else bucket.tables(g=grads, **({"m": buffers} if buffers else {}))
         if bucket is None or tables is None:
             return None
         w, g = bucket.x, tables[0]
-        bucket.last = (w, g)
-        _lars_norms_kernel[(bucket.num_blocks,)](
-            bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, bucket.partials, bucket.num_blocks,
-            weight_decay, DIRECTION=direction_norm, DTYPE=bucket.dtype, BLOCK=self.block)
-        return bucket.norms(3 if direction_norm else 2)
-
-    def lars_apply(self, params: Sequence[Tensor], grads: Sequence[Tensor], buffers: Sequence[Tensor],
-                   coefficients: Tensor, weight_decay: float, momentum: float, buffer_step: float) -> None:
-        """Pass 2 (after :meth:`lars_norms` of the same lists) with a_l = coefficients[0, l] into the buffer and
-        direct_l = coefficients[1, l] onto w. ``params`` and ``grads`` are those of pass 1 (the C++ interface)."""
-        bucket = self._current
-        assert bucket is not None and len(bucket.last) == 2, "lars_apply follows lars_norms"
-        has_buffers = len(buffers) > 0
-        w, g = bucket.last
-        buffer_tables = bucket.tables(m=buffers) if has_buffers else [w]
-        if buffer_tables is None:
-            raise ValueError("lars_apply: momentum buffers must be contiguous, of the parameters' dtype and sizes")
-        b = buffer_tables[0]
-        _lars_apply_kernel[(bucket.num_blocks,)](
-            bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, b, coefficients.contiguous(),
-            bucket.num_tensors, weight_decay, momentum, buffer_step,
-            HAS_BUFFERS=has_buffers, DTYPE=bucket.dtype, BLOCK=self.block)
+        b = tables[1] if buffers else w
+        grid = (bucket.num_blocks,)
+        _lars_norms_kernel[grid](
+            bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, bucket.partials, bucket.num_blocks, wd,
+            DIRECTION=not paper, DTYPE=bucket.dtype, BLOCK=self.block)
+        out = bucket.stats(7)
+        _lars_finish_kernel[(bucket.num_tensors,)](
+            bucket.partials, bucket.first_block, out, bucket.num_blocks, bucket.num_tensors, wd, coefficient, eps, lr,
+            scale_lr, into_factor, step_lr, PAPER=paper, ADAPT=adapt, CLIP=clip, DIRECT=direct, RBLOCK=REDUCE_BLOCK)
+        _lars_apply_kernel[grid](
+            bucket.block_tensor, bucket.block_start, bucket.sizes, w, g, b, out[5:], bucket.num_tensors, wd, momentum,
+            buffer_step, HAS_BUFFERS=bool(buffers), DTYPE=bucket.dtype, BLOCK=self.block)
+        return out[:5]

@@ -46,6 +46,39 @@ class Bucket:
         return [s[key] for s in self.states]
 
 
+@dataclass
+class _Plan:
+    """How one group's parameters fell into buckets at the last step, to repeat while it still holds: the same
+    parameter objects, the same ``state`` mapping, gradients on exactly the same parameters."""
+
+    param_ids: tuple[int, ...]
+    has_grad: tuple[bool, ...]
+    state: Any
+    buckets: list[Bucket]
+    indices: list[list[int]]
+
+    @classmethod
+    def of(cls, params: list[Tensor], grads: list[Tensor | None], state: Any, buckets: list[Bucket],
+           indices: list[list[int]]) -> _Plan:
+        return cls(tuple(map(id, params)), tuple(g is not None for g in grads), state, buckets, indices)
+
+    def fits(self, params: list[Tensor], grads: list[Tensor | None], state: Any) -> bool:
+        return (state is self.state and tuple(g is not None for g in grads) == self.has_grad
+                and tuple(map(id, params)) == self.param_ids)
+
+    def next_buckets(self, grads: list[Tensor | None]) -> list[Bucket]:
+        """This step's buckets: the step counters advanced, this step's gradients (the lists of parameters,
+        states and names are shared with the previous step's buckets)."""
+        out = []
+        for bucket, indices in zip(self.buckets, self.indices):
+            bucket_grads = [grads[i] for i in indices]
+            for state in bucket.states:
+                state["step"] += 1
+            out.append(Bucket(bucket.params, bucket_grads, bucket.states, bucket.names,  # type: ignore[arg-type]
+                              bucket.states[0]["step"]))
+        return out
+
+
 class LayerwiseOptimizer(torch.optim.Optimizer):
     """Base of LARS and LAMB. Subclasses implement :meth:`_init_state` and :meth:`_update`.
 
@@ -80,6 +113,7 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         self._stats: list[LayerStats] = []
         self._work: dict[int, Tensor] = {}
         self._triton_kernels: Any = None  # TritonKernels once a bucket on a TRITON_DEVICES device asked for them
+        self._plans: dict[int, _Plan] = {}  # per group index: its buckets at the last step (see _buckets)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a pickled optimizer or a loaded state dict, filling options that older versions did not save."""
@@ -92,6 +126,7 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("_stats", [])
         self.__dict__.setdefault("_work", {})
         self.__dict__.setdefault("_triton_kernels", None)
+        self.__dict__["_plans"] = {}
 
     def _work_buffers(self, params: list[Tensor]) -> list[Tensor]:
         """One scratch tensor like each parameter, reused every step and kept out of the ``state_dict``.
@@ -141,24 +176,40 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
         """Hook run once per step before the groups are updated (e.g. a global gradient norm)."""
 
     def _buckets(self, group_index: int, group: dict[str, Any]) -> list[Bucket]:
+        """The group's parameters that have gradients, as buckets of one device, dtype and step count.
+
+        The grouping is remembered (:class:`_Plan`) and reused while the group's parameters, the optimizer's
+        state (``load_state_dict`` replaces it) and which parameters have gradients stay the same: then a step
+        costs one pass over the gradients and the step counters, not a dictionary walk per parameter (~50 µs of
+        host time per step for ResNet-18's 62 tensors, as much as the kernels' own launches)."""
+        params = group["params"]
+        grads = [p.grad for p in params]
+        plan = self._plans.get(group_index)
+        if any(g is not None and g.is_sparse for g in grads):
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        if plan is not None and plan.fits(params, grads, self.state):
+            return plan.next_buckets(grads)
         buckets: dict[tuple[torch.device, torch.dtype, int], Bucket] = {}
-        names = group.get("param_names") or [f"group{group_index}.param{i}" for i in range(len(group["params"]))]
-        for p, name in zip(group["params"], names):
-            if p.grad is None:
+        names = group.get("param_names") or [f"group{group_index}.param{i}" for i in range(len(params))]
+        indices: dict[tuple[torch.device, torch.dtype, int], list[int]] = {}
+        for index, (p, grad, name) in enumerate(zip(params, grads, names)):
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             state = self.state[p]
             if not state:
                 state.update(self._init_state(p))
                 state["step"] = 0
             state["step"] += 1
             key = (p.device, p.dtype, state["step"])
-            bucket = buckets.setdefault(key, Bucket([], [], [], [], state["step"]))
+            if key not in buckets:
+                buckets[key], indices[key] = Bucket([], [], [], [], state["step"]), []
+            bucket = buckets[key]
             bucket.params.append(p)
-            bucket.grads.append(p.grad)
+            bucket.grads.append(grad)
             bucket.states.append(state)
             bucket.names.append(name)
+            indices[key].append(index)
+        self._plans[group_index] = _Plan.of(params, grads, self.state, list(buckets.values()), list(indices.values()))
         return list(buckets.values())
 
     @torch.no_grad()

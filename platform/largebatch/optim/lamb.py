@@ -151,20 +151,11 @@ class LAMB(LayerwiseOptimizer):
         params, exp_avgs, exp_avg_sqs = bucket.params, bucket.state_list("exp_avg"), bucket.state_list("exp_avg_sq")
         grad_scale = None if self._grad_scale is None else self._grad_scale.to(params[0].device)
 
-        triton = self._triton(bucket)
-        norms = None if triton is None else triton.lamb_moments(
-            params, bucket.grads, exp_avgs, exp_avg_sqs, grad_scale, beta1, beta2, eps_hat, wd_in_update)
-        if norms is not None:  # Triton pass 1 (moments, norms), the trust ratios here, pass 2 (the write)
-            weight_norm, update_norm, grad_norm = norms[0], c * norms[1], norms[2]
-            ratio = self._ratio(group, weight_norm, update_norm)
-            triton.lamb_apply((-lr * c) * ratio, eps_hat, wd_in_update, decay)
-            return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
-
-        kernels = self._kernels(bucket)
+        kernels = self._triton(bucket) or self._kernels(bucket)  # Triton (CUDA) and C++ (CPU) share one interface
         stats = None if kernels is None else kernels.lamb_step(
             params, bucket.grads, exp_avgs, exp_avg_sqs, grad_scale, beta1, beta2, eps_hat, wd_in_update, c, lr, decay,
             group["adapt"], group["weight_norm_bounds"], group["ratio_bounds"])
-        if stats is not None:  # fused: moments, norms, trust ratios (as _ratio) and the step, block by block
+        if stats is not None:  # fused: moments, norms, trust ratios (as _ratio) and the step
             weight_norm, update_norm, ratio, layer_lr, grad_norm = stats.unbind()
             return LayerStats(bucket.names, weight_norm, update_norm, ratio, layer_lr, grad_norm)
 

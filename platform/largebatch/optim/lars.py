@@ -112,7 +112,22 @@ class LARS(LayerwiseOptimizer):
         params, grads = bucket.params, bucket.grads
         paper = group["denominator"] == "paper"
 
-        kernels = self._triton(bucket) or self._kernels(bucket)  # Triton (CUDA) and C++ (CPU) share one interface
+        inside = group["lr_placement"] == "momentum"
+        first_torch_step = not inside and bucket.step == 1
+        direct_on_w = momentum == 0 or group["nesterov"]
+        into_factor = 1.0 if first_torch_step else 1.0 - group["dampening"]
+        step_lr = 1.0 if inside else lr
+        buffer_step = step_lr * momentum if group["nesterov"] else step_lr
+        buffers = bucket.state_list("momentum_buffer") if momentum != 0 else []
+        triton = self._triton(bucket)
+        stats = None if triton is None else triton.lars_step(
+            params, grads, buffers, wd, momentum, lr, group["trust_coefficient"], group["eps"], paper, group["adapt"],
+            group["trust_clip"] and lr > 0, lr if inside else 1.0, into_factor, direct_on_w, step_lr, buffer_step)
+        if stats is not None:  # Triton: the whole step, the trust ratios and coefficients included, in 3 launches
+            weight_norm, grad_norm, update_norm, ratio, layer_lr = stats.unbind()
+            return LayerStats(bucket.names, weight_norm, update_norm, ratio, layer_lr, grad_norm)
+
+        kernels = self._kernels(bucket)
         norms = None if kernels is None else kernels.lars_norms(params, grads, wd, not paper)
         if norms is not None:  # fused pass 1: ‖w‖, ‖g‖ (and ‖g + βw‖) in one sweep
             weight_norm, grad_norm = norms[0], norms[1]
@@ -134,14 +149,10 @@ class LARS(LayerwiseOptimizer):
             ratio = torch.ones_like(weight_norm)
 
         # With d = g + βw: v ← μ·v + into_buffer·d, then w −= direct·d + step_lr·μ·v (Nesterov) or step_lr·v;
-        # without momentum w −= direct·d.
-        inside = group["lr_placement"] == "momentum"
-        scale, step_lr = (lr * ratio, 1.0) if inside else (ratio, lr)  # v gets scale·d; w −= step_lr·v
-        first_torch_step = not inside and bucket.step == 1
-        into_buffer = scale if first_torch_step else (1.0 - group["dampening"]) * scale
-        direct = step_lr * scale if momentum == 0 or group["nesterov"] else None
-        buffer_step = step_lr * momentum if group["nesterov"] else step_lr
-        buffers = bucket.state_list("momentum_buffer") if momentum != 0 else []
+        # without momentum w −= direct·d. scale: lr·ratio with the lr inside the momentum, else ratio.
+        scale = lr * ratio if inside else ratio
+        into_buffer = into_factor * scale
+        direct = step_lr * scale if direct_on_w else None
 
         if norms is not None:  # fused pass 2
             coefficients = torch.stack([into_buffer, torch.zeros_like(scale) if direct is None else direct])
