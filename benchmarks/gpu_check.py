@@ -43,6 +43,7 @@ import train_vs_plain_loop  # noqa: E402
 OPTIMIZERS = ("torch AdamW fused", "torch SGD momentum foreach", "largebatch LAMB fused", "largebatch LARS fused")
 RATIOS = (("largebatch LAMB fused", "torch AdamW fused"), ("largebatch LARS fused", "torch SGD momentum foreach"))
 TARGET = {"small": 2.0, "resnet18": 1.3, "bert": 1.3}
+PARTS = ("optimizers", "triton-tests", "gpu-tests", "train-mnist1d", "train-mlm", "packed")
 
 
 def optimizer_rows(device: torch.device, sets: list[str], rounds: int, repeats: int) -> list[tuple[str, str, str]]:
@@ -121,7 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU: checks the script, not the GPU")
     parser.add_argument("--logs", type=Path, help="a folder for the pytest output")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)} (default: all)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"--parts: unknown {', '.join(sorted(parts - set(PARTS)))}; allowed: {', '.join(PARTS)}")
     dry = args.dry_run
     if not dry and not torch.cuda.is_available():
         parser.error("no CUDA device: run with --dry-run to check the script on the CPU")
@@ -134,35 +139,50 @@ def main() -> None:
         logs.mkdir(parents=True, exist_ok=True)
 
     sets = ["small"] if dry else ["small", "resnet18", "bert"]
-    table.add("optimizer steps", optimizer_rows, device, sets, 1 if dry else 3, 3 if dry else 20)
-
-    triton_tests = ["tests/test_optim_triton.py", *(["-k", "not under_the_interpreter"] if dry else [])]
-    table.add("pytest tests/test_optim_triton.py", lambda: [("pytest tests/test_optim_triton.py", pytest_counts(
-        triton_tests, logs and logs / "pytest_triton.log"), "all pass")])
-    table.add("pytest -m gpu tests/test_gpu.py", lambda: [("pytest -m gpu tests/test_gpu.py", pytest_counts(
-        ["-m", "gpu", "tests/test_gpu.py"], logs and logs / "pytest_gpu.log"), "all pass")])
-
     cpu = ["trainer.accelerator=cpu"] if dry else []
-    table.add("train vs plain loop, MNIST-1D CNN", lambda: [train_vs_plain_row(
-        f"MNIST-1D CNN (launch-bound), batch {128 if dry else 1024}", train_vs_plain_loop.compare(
-            *((128, 20, 1, ["data.options.num_samples=2000", *cpu]) if dry else
-              (1024, 150, 2, ["data.options.num_samples=30000"]))))])
-    corpus = stdlib_corpus(Path("/tmp/lb-gpu-check-corpus.txt"), 0.3 if dry else 8)
-    mlm = [f"data.options.path={corpus}", f"data.options.seq_len={32 if dry else 128}",
-           *(["model.options.d_model=32", "model.options.layers=1", *cpu] if dry else
-             ["model.options.d_model=256", "model.options.layers=4", "trainer.precision=bf16-mixed"])]
-    table.add("train vs plain loop, masked LM", lambda: [train_vs_plain_row(
-        f"masked-LM encoder (GPU-bound), batch {128 if dry else 1024}", train_vs_plain_loop.compare(
-            *((128, 20, 1, mlm) if dry else (1024, 120, 2, mlm)),
-            ROOT / "experiments" / "text_mlm_tiny.yaml"))])
 
-    def packed_row() -> list[tuple[str, str, str]]:
-        packed = packed_trials.compare(*((2, [256], 2, 1, 2000, 1.0, "processes") if dry else
+    def optimizers() -> list[tuple[str, str, str]]:
+        return optimizer_rows(device, sets, 1 if dry else 3, 3 if dry else 20)
+
+    def triton_tests() -> list[tuple[str, str, str]]:
+        selection = ["tests/test_optim_triton.py", *(["-k", "not under_the_interpreter"] if dry else [])]
+        return [("pytest tests/test_optim_triton.py", pytest_counts(selection, logs and logs / "pytest_triton.log"),
+                 "all pass")]
+
+    def gpu_tests() -> list[tuple[str, str, str]]:
+        selection = ["-m", "gpu", "tests/test_gpu.py"]
+        return [("pytest -m gpu tests/test_gpu.py", pytest_counts(selection, logs and logs / "pytest_gpu.log"),
+                 "all pass")]
+
+    def train_mnist1d() -> list[tuple[str, str, str]]:
+        batch = 128 if dry else 1024
+        samples = 2000 if dry else 30_000
+        result = train_vs_plain_loop.compare(batch, 20 if dry else 150, 1 if dry else 2,
+                                             [f"data.options.num_samples={samples}", *cpu])
+        return [train_vs_plain_row(f"MNIST-1D CNN (launch-bound), batch {batch}", result)]
+
+    def train_mlm() -> list[tuple[str, str, str]]:
+        corpus = stdlib_corpus(Path("/tmp/lb-gpu-check-corpus.txt"), 0.3 if dry else 8)
+        size = (["model.options.d_model=32", "model.options.layers=1", *cpu] if dry else
+                ["model.options.d_model=256", "model.options.layers=4", "trainer.precision=bf16-mixed"])
+        batch = 128 if dry else 1024
+        result = train_vs_plain_loop.compare(
+            batch, 20 if dry else 120, 1 if dry else 2,
+            [f"data.options.path={corpus}", f"data.options.seq_len={32 if dry else 128}", *size],
+            ROOT / "experiments" / "text_mlm_tiny.yaml")
+        return [train_vs_plain_row(f"masked-LM encoder (GPU-bound), batch {batch}", result)]
+
+    def packed() -> list[tuple[str, str, str]]:
+        result = packed_trials.compare(*((2, [256], 2, 1, 2000, 1.0, "processes") if dry else
                                          (8, [256, 1024], 4, 2, 20_000, 1.0, "processes")))
-        return [(f"trials/hour packed / unpacked ({packed['trials']:.0f} trials)",
-                 f"{packed['ratio']:.2f} ({packed['packed']:.0f} vs {packed['unpacked']:.0f})", ">= 3")]
+        return [(f"trials/hour packed / unpacked ({result['trials']:.0f} trials)",
+                 f"{result['ratio']:.2f} ({result['packed']:.0f} vs {result['unpacked']:.0f})", ">= 3")]
 
-    table.add("packed vs unpacked trials", packed_row)
+    measured = {"optimizers": optimizers, "triton-tests": triton_tests, "gpu-tests": gpu_tests,
+                "train-mnist1d": train_mnist1d, "train-mlm": train_mlm, "packed": packed}
+    for part in PARTS:
+        if part in parts:
+            table.add(part, measured[part])
     table.print()
 
 

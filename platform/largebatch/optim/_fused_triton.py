@@ -207,7 +207,10 @@ def _lars_finish_kernel(partials, first_block, out, num_blocks, num_tensors, wd,
     tl.store(out + 3 * num_tensors + t, ratio)
     tl.store(out + 4 * num_tensors + t, lr * ratio)
     tl.store(out + 5 * num_tensors + t, into_factor * scale)
-    tl.store(out + 6 * num_tensors + t, step_lr * scale if DIRECT else tl.full([], 0.0, tl.float32))
+    direct = tl.full([], 0.0, tl.float32)
+    if DIRECT:
+        direct = step_lr * scale
+    tl.store(out + 6 * num_tensors + t, direct)
 
 
 def _on_device(values: Sequence[int] | Tensor, device: torch.device) -> Tensor:
