@@ -24,6 +24,7 @@ from largebatch.analysis import (
     lr_batch_grid,
     lr_scaling,
     param_importance,
+    race_to_target,
     runs_study,
     select_runs,
     steps_to_target,
@@ -178,6 +179,30 @@ def test_steps_to_target_and_the_perfect_scaling_line() -> None:
     assert table.loc[256, "efficiency"] == pytest.approx(0.75)
     assert set(table["perfect_samples"]) == {300 * 64}
     assert not table.loc[4096, "reached"] and math.isnan(table.loc[4096, "steps"])
+
+
+def test_race_to_target_counts_every_seed_and_summarises_those_that_got_there() -> None:
+    """Schedules compared over seeds: medians over the runs that reached the target, misses counted, samples from
+    the history (a growing batch sees more samples per step)."""
+    runs = runs_frame([("lamb", 32, 0.01, 0.8, 0.0, "completed")] * 3 + [("lamb", 32, 0.01, 0.8, 0.0, "completed")] * 2)
+    runs["batch_schedule.kind"] = ["fixed"] * 3 + ["steps"] * 2
+    history = history_frame({"r00": (32, [(100, 0.5), (200, 0.81)]), "r01": (32, [(100, 0.7), (300, 0.85)]),
+                             "r02": (32, [(100, 0.6), (400, 0.82)]), "r03": (32, [(50, 0.5), (120, 0.9)]),
+                             "r04": (32, [(50, 0.5), (120, 0.7)])})
+    history.loc[history["run_id"] == "r03", "samples"] = [1600, 8000]  # the batch grew
+    per_run, summary = race_to_target(runs, history, metric="val/acc", target=0.8, by=("batch_schedule.kind",))
+    fixed, steps = summary.set_index("series").loc["fixed"], summary.set_index("series").loc["steps"]
+    assert (fixed["n_runs"], fixed["n_reached"], fixed["steps_median"]) == (3, 3, 300)
+    assert (fixed["steps_min"], fixed["steps_max"], fixed["samples_median"]) == (200, 400, 300 * 32)
+    assert (steps["n_runs"], steps["n_reached"], steps["steps_median"], steps["samples_median"]) == (2, 1, 120, 8000)
+    assert list(per_run["reached"]) == [True, True, True, True, False]
+    from largebatch.dashboard.race import race_figure, race_sentence
+
+    assert race_sentence(summary) == ("fixed · B=32 in 300 steps (9600 samples); reached only by steps · B=32 "
+                                      "in 1/2 runs")
+    figure = race_figure(per_run, summary, {"fixed": "black", "steps": "red"}, "t")
+    dots = [trace for trace in figure.data if trace.marker.size == 7]  # one dot per run that reached the target
+    assert sorted(len(trace.y) for trace in dots) == [1, 1, 3, 3]
 
 
 def test_steps_to_target_when_lower_is_better() -> None:

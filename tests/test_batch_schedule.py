@@ -190,6 +190,8 @@ def test_steps_schedule_run_logs_every_step_and_mirrors_to_wandb(tmp_path: Path)
     built = build([result.run_dir], [ROOT / "dashboards" / "schedules" / "batch_schedules.yaml"], tmp_path / "dash", images=False)
     plotted = pd.read_csv(tmp_path / "dash" / "data" / "batch_schedules-batch.csv")
     assert built.index.is_file() and set(plotted["metric"]) == {"batch/size", "batch/lr"} and len(plotted) == 2 * 35
+    race = pd.read_csv(tmp_path / "dash" / "data" / "batch_schedules-race_to_target.csv")
+    assert list(race[["series", "n_runs"]].itertuples(index=False, name=None)) == [("lamb", 1)]  # one series: its last key
 
 
 ADAPTIVE = ["budget={epochs: 4}", "batch_schedule={kind: adaptive, every_n_steps: 4, max_batch: 160, shrink: true}",

@@ -36,7 +36,7 @@ from largebatch.analysis.regimes import (
 )
 from largebatch.analysis.sensitivity import good_lr_band, lr_batch_grid
 from largebatch.analysis.sharpness import rank_correlation, sharpness_vs_batch
-from largebatch.analysis.steps import first_reaching, steps_to_target
+from largebatch.analysis.steps import first_reaching, race_to_target, steps_to_target
 from largebatch.analysis.survival import band_survival
 from largebatch.analysis.tables import Results, direction, load_results
 from largebatch.analysis.trust import select_runs, trust_ratio_at_init, trust_ratio_history
@@ -71,6 +71,7 @@ __all__ = [
     "scaling_regimes",
     "select_runs",
     "sharpness_vs_batch",
+    "race_to_target",
     "steps_to_target",
     "studies",
     "trust_ratio_at_init",

@@ -70,3 +70,36 @@ def steps_to_target(
     table["efficiency"] = table["perfect_steps"] / table["steps"].astype(float)
     table = table.assign(metric=metric, target=target)
     return table[[*COLUMNS, "metric", "target"]].sort_values(["series", BATCH], kind="stable").reset_index(drop=True)
+
+
+RACE_COLUMNS = ("series", BATCH, "n_runs", "n_reached", "steps_median", "steps_min", "steps_max", "samples_median",
+                "samples_min", "samples_max")
+
+
+def race_to_target(
+    runs: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    metric: str = "val/acc",
+    target: float,
+    mode: str | None = None,
+    by: Sequence[str] = DEFAULT_BY,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Steps and samples to ``target`` of every run, and per (series, starting batch size) their median, min and
+    max over the runs that reached it, with how many did (a seed that never reached it is counted, not averaged
+    in). For comparing ways to train rather than batch sizes: a batch-size schedule against fixed batches
+    (Smith et al. 2017, arXiv:1711.00489: the same accuracy in fewer parameter updates), or optimizers, over
+    seeds. ``samples`` are those actually seen (``batch/samples`` where the batch changed). Returns (per run,
+    summary)."""
+    runs = with_series(runs, by)
+    first = first_reaching(history[history["run_id"].isin(runs["run_id"])], metric, target, mode)
+    per_run = runs[["series", BATCH, "run_id"]].merge(first, on="run_id", how="left")
+    per_run = per_run.rename(columns={"step": "steps"}).assign(reached=lambda t: t["steps"].notna())
+    grouped = per_run.groupby(["series", BATCH], sort=True)
+    summary = grouped.agg(n_runs=("run_id", "size"), n_reached=("reached", "sum"),
+                          steps_median=("steps", "median"), steps_min=("steps", "min"), steps_max=("steps", "max"),
+                          samples_median=("samples", "median"), samples_min=("samples", "min"),
+                          samples_max=("samples", "max")).reset_index()
+    summary["n_reached"] = summary["n_reached"].astype(int)
+    per_run = per_run.sort_values(["series", BATCH, "run_id"], kind="stable").reset_index(drop=True)
+    return per_run, summary[list(RACE_COLUMNS)].assign(metric=metric, target=target)

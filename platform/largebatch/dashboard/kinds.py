@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from largebatch.analysis.tables import filter_runs
-from largebatch.dashboard import pages, survival, views, workspace
+from largebatch.dashboard import pages, race, survival, views, workspace
 from largebatch.dashboard.pages import Context, Page
 
 
@@ -73,6 +73,7 @@ KINDS: dict[str, ViewKind] = register(
     ViewKind(survival.SurvivalView, survival.HEADING, survival.survival_page, survival.survival_panels),
     ViewKind(views.ImportanceView, "Hyperparameter importance", pages.importance_page, workspace.importance_panels),
     ViewKind(views.StepsView, "Steps to target vs batch size", pages.steps_page, workspace.steps_panels),
+    ViewKind(race.RaceView, race.HEADING, race.race_page, race.race_panels),
     ViewKind(views.TrustView, "Per-layer trust ratios", pages.trust_page, workspace.trust_panels),
     ViewKind(views.LrScalingView, "Learning-rate scaling rule check", pages.lr_scaling_page,
              workspace.lr_scaling_panels),
