@@ -23,9 +23,9 @@ which walk the bucket in cache-sized blocks of consecutive layers: pass 1 update
 ‖g‖ per layer, the trust ratios follow in C++ (the rule of :func:`trust_ratio`), pass 2 applies the step while
 the block is still in cache. That streams about 7 floats per parameter from memory where the blocks fit in cache
 (as many as Adam) and up to 10 for layers larger than the cache, against ~27 for the multi-tensor ops.
-On CUDA (float32, bf16, fp16) the step is two Triton launches over the whole bucket
-(:mod:`largebatch.optim._fused_triton`): moments and norms, then the write, with the trust ratios computed in
-between on the device by :meth:`LAMB._ratio` (10 values per parameter, no host synchronisation).
+On CUDA (float32, bf16, fp16) the step is three Triton launches over the whole bucket
+(:mod:`largebatch.optim._fused_triton`): moments and block sums; the norms, trust ratios (the rule of
+:meth:`LAMB._ratio`) and step scales; the write (10 values per parameter, no host synchronisation).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class LAMB(LayerwiseOptimizer):
         ratio_bounds: clamp of the trust ratio. lambc: cap it at 1, i.e. ``ratio_bounds=(None, 1)`` (LAMBC).
         grad_pre_normalization: NVLAMB's bound on the global gradient norm; None (default) is off.
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
-        fused: the fused kernels (CPU: one cache-blocked C++ call per step; CUDA: two Triton launches per bucket);
+        fused: the fused kernels (CPU: one cache-blocked C++ call per step; CUDA: three Triton launches per bucket);
             None (default) uses them when they can be built. Their ``layer_stats()`` carry ‖g‖ as well.
     """
 

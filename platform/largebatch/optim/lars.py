@@ -21,8 +21,8 @@ inside the buffer, old momentum keeps the rate it was accumulated with. ``p.grad
 On float32 CPU parameters the step runs as two fused passes (:mod:`largebatch.optim._fused_cpu`): pass 1
 returns ‖w‖, ‖g‖ (and ‖g + βw‖) per layer, :func:`trust_ratio` turns them into λ_l, pass 2 updates v and w
 (7 floats per parameter; momentum SGD's multi-tensor step streams 8). On CUDA the same two passes run as Triton
-kernels over the whole bucket (:mod:`largebatch.optim._fused_triton`), the ratios in between on the device.
-"""
+kernels over the whole bucket (:mod:`largebatch.optim._fused_triton`), with a finishing kernel between them that
+computes the norms, λ_l and the per-layer coefficients on the device (``lars_step``)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ class LARS(LayerwiseOptimizer):
         denominator: ``"paper"`` (‖g‖ + β‖w‖) or ``"update"`` (‖g + βw‖).
         lr_placement: ``"momentum"`` (Algorithm 1) or ``"step"`` (PyTorch SGD).
         foreach: multi-tensor path (default) or one parameter at a time (``False``); same numbers.
-        fused: the fused kernels (two passes, 7 floats per parameter: C++ for float32 CPU parameters, Triton for
-            float32/bf16/fp16 CUDA ones); None (default) uses them when they can be built.
+        fused: the fused kernels (two passes over the parameters, 7 floats each: C++ for float32 CPU parameters,
+            Triton for float32/bf16/fp16 CUDA ones); None (default) uses them when they can be built.
     """
 
     option_defaults = {
