@@ -1,7 +1,8 @@
 """Adaptive batch vs ``steps`` schedule vs the best fixed batch: optimizer steps and samples to a target metric.
 
-Workload: MNIST-1D (``--samples`` generated, 64% train) with its reference CNN (``--channels``), LAMB. Variants,
-each for ``--seeds`` seeds and ``--epochs`` epochs of data:
+Workloads (``--workload``): ``mnist1d``, MNIST-1D (``--samples`` generated, 64% train) with its reference CNN
+(``--channels``); ``text-mlm``, the tiny BERT of ``experiments/text_mlm_tiny.yaml`` on CPython's documentation
+(masked-token accuracy). LAMB in both. Variants, each for ``--seeds`` seeds and ``--epochs`` epochs of data:
   fixed B, lr   every batch size of ``--batches`` with every lr of ``--lrs`` (lr_scaling none: the lr is tuned per
                 batch size over that grid); the best lr per batch size is the one reaching the target in fewest
                 steps (median over seeds), and the *best fixed batch* the batch size with fewest such steps
@@ -16,6 +17,7 @@ epoch; a run that never gets there counts as not reached. Printed: a markdown ta
 seeds of steps and samples to target, how many seeds reached it, and the median final test accuracy.
 
     python benchmarks/batch_schedules.py [--samples 4000] [--epochs 12] [--seeds 2] [--target 0.6]
+    python benchmarks/batch_schedules.py --workload text-mlm --epochs 4 --target 0.25 --lrs 0.005 0.015
 """
 
 from __future__ import annotations
@@ -33,17 +35,30 @@ from largebatch.records.store import current_rows
 from largebatch.train.config import load_experiment
 from largebatch.train.runner import train
 
-EXPERIMENT = Path(__file__).parents[1] / "experiments" / "mnist1d_cnn.yaml"
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+WORKLOADS = {"mnist1d": "mnist1d_cnn.yaml", "text-mlm": "text_mlm_tiny.yaml"}
+
+
+def workload_overrides(args: argparse.Namespace) -> list[str]:
+    """The workload's own settings (MNIST-1D: how many samples are generated, the CNN's width)."""
+    if args.workload == "mnist1d":
+        return [f"data.options.num_samples={args.samples}", f"model.options.channels={args.channels}"]
+    return []
+
+
+def describe(args: argparse.Namespace) -> str:
+    if args.workload == "mnist1d":
+        return f"MNIST-1D ({args.samples} samples), CNN {args.channels} channels"
+    return "masked LM on CPython's documentation (tiny BERT, masked-token accuracy)"
 
 
 def run(args: argparse.Namespace, root: Path, seed: int, batch: int, lr: float, *extra: str) -> dict[str, float]:
     """One training run; its steps and samples at the first validation reaching the target (NaN if none)."""
-    overrides = [f"data.options.num_samples={args.samples}", f"model.options.channels={args.channels}",
-                 f"batch_size={batch}", f"max_micro_batch={args.micro_batch}", f"optimizer.lr={lr}",
+    overrides = [*workload_overrides(args), f"batch_size={batch}", f"max_micro_batch={args.micro_batch}", f"optimizer.lr={lr}",
                  "lr_scaling={rule: none, reference_batch_size: %d}" % batch, f"budget={{epochs: {args.epochs}}}",
                  "schedule={warmup_epochs: 1, decay: constant}", f"seed={seed}", "tracking.wandb.mode=disabled",
                  f"tracking.runs_root={root}", "logging.every_n_steps=10", *extra]
-    result = train(load_experiment(EXPERIMENT, overrides))
+    result = train(load_experiment(EXPERIMENTS / WORKLOADS[args.workload], overrides))
     print(f"run {' '.join(extra) or 'fixed'} batch {batch} lr {lr} seed {seed}: {result.status}", file=sys.stderr)
     metrics = current_rows(pd.read_csv(result.run_dir / "metrics.csv"), "name")
     val = metrics[metrics["name"] == "val/acc"].sort_values("step")
@@ -66,8 +81,9 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=4000)
-    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="mnist1d")
+    parser.add_argument("--samples", type=int, default=4000, help="MNIST-1D samples generated")
+    parser.add_argument("--channels", type=int, default=8, help="the MNIST-1D CNN's width")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--target", type=float, default=0.6)
@@ -111,7 +127,7 @@ def main() -> None:
     medians = tuned.groupby("batch")["steps"].median()
     best_batch = medians.idxmin() if medians.notna().any() else None  # None: no fixed batch reached the target
     shown = pd.concat([tuned, table[~table["variant"].str.startswith("fixed")]])
-    print(f"MNIST-1D ({args.samples} samples), CNN {args.channels} channels, LAMB, {args.epochs} epochs, "
+    print(f"{describe(args)}, LAMB, {args.epochs} epochs, "
           f"{args.seeds} seeds, target val/acc >= {args.target}; lr tuned per fixed batch over {args.lrs}")
     print("| variant | start batch | lr | steps to target | samples to target | reached | test acc |")
     print("|---|---|---|---|---|---|---|")
