@@ -54,17 +54,18 @@ class _Plan:
     param_ids: tuple[int, ...]
     has_grad: tuple[bool, ...]
     state: Any
+    state_size: int  # len(state): a cleared state (``optimizer.state.clear()``) is not the one planned for
     buckets: list[Bucket]
     indices: list[list[int]]
 
     @classmethod
     def of(cls, params: list[Tensor], grads: list[Tensor | None], state: Any, buckets: list[Bucket],
            indices: list[list[int]]) -> _Plan:
-        return cls(tuple(map(id, params)), tuple(g is not None for g in grads), state, buckets, indices)
+        return cls(tuple(map(id, params)), tuple(g is not None for g in grads), state, len(state), buckets, indices)
 
     def fits(self, params: list[Tensor], grads: list[Tensor | None], state: Any) -> bool:
-        return (state is self.state and tuple(g is not None for g in grads) == self.has_grad
-                and tuple(map(id, params)) == self.param_ids)
+        return (state is self.state and len(state) == self.state_size
+                and tuple(g is not None for g in grads) == self.has_grad and tuple(map(id, params)) == self.param_ids)
 
     def next_buckets(self, grads: list[Tensor | None]) -> list[Bucket]:
         """This step's buckets: the step counters advanced, this step's gradients (the lists of parameters,
