@@ -218,6 +218,7 @@ def test_serve_prints_a_url_serves_the_site_and_stops_on_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as in a script's background job
     )
     try:
         line = ""
