@@ -1,7 +1,7 @@
 """Is the predicted critical batch right? The gradient noise scale B_simple measured during training against the
 B_crit fitted to steps-to-target, on several workloads (McCandlish et al. 2018, arXiv:1812.06162).
 
-Per workload, a critical-batch sweep like ``sweeps/critical_batch.yaml``: batch sizes × LAMB at two base learning
+Per workload, ``sweeps/critical_batch.yaml`` with the workload's experiment: batch sizes × LAMB at two base learning
 rates (square-root rule from batch 128; the better one per batch size counts, as Shallue et al. 2019 tune per
 batch size), warmup then a constant lr (no decay: S(B) must not depend on the budget), the noise-scale probe on.
 ``largebatch sweep`` runs it (or resumes it); the dashboard's analysis then gives:
@@ -41,9 +41,8 @@ from largebatch.analysis import (
 )
 
 ROOT = Path(__file__).parents[1]
-PROBES = ["probes.noise_scale={enabled: true, every_n_steps: 5, probe_every_n_steps: 5, ema: 0.95}",
-          "logging.every_n_steps=5", "tracking.wandb.mode=disabled", "optimizer.options={}",
-          "lr_scaling.reference_batch_size=128", "schedule={warmup_epochs: 1, decay: constant}", "max_micro_batch=512"]
+SWEEP = ROOT / "sweeps" / "critical_batch.yaml"  # the settings every workload's sweep starts from
+DROPPED = ("data.options.num_samples", "probes.sharpness")  # MNIST-1D's size (workloads set their own); λ_max: unused
 MNIST1D_BATCHES = [(32, 16), (64, 20), (128, 24), (256, 32), (512, 48), (1024, 64)]  # (batch, epochs): 3200 train
 WORKLOADS: dict[str, dict[str, Any]] = {
     "mnist1d-cnn": {"experiment": "mnist1d_cnn.yaml", "target": 0.6, "lrs": [0.01, 0.03], "batches": MNIST1D_BATCHES,
@@ -57,19 +56,20 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 
 
 def sweep_file(name: str, spec: dict[str, Any], folder: Path) -> Path:
-    """The workload's sweep YAML, written to ``folder``."""
-    data = {
+    """``sweeps/critical_batch.yaml`` for the workload (its experiment, overrides, batch sizes and LAMB lrs),
+    written to ``folder``."""
+    data = yaml.safe_load(SWEEP.read_text())
+    kept = [o for o in data["overrides"] if not o.startswith(DROPPED)]
+    data.update({
         "name": f"agreement-{name}",
         "experiment": str(ROOT / "experiments" / spec["experiment"]),
-        "overrides": [*spec["overrides"], *PROBES],
+        "overrides": [*spec["overrides"], *kept],
         "grid": {
             "batch": [{"batch_size": b, "budget.epochs": e} for b, e in spec["batches"]],
             "optimizer": [{"optimizer.name": "lamb", "optimizer.lr": lr, "lr_scaling.rule": "sqrt"}
                           for lr in spec["lrs"]],
         },
-        "num_samples": 1, "metric": "val/acc", "mode": "max", "scheduler": {"name": "none"},
-        "search": {"algorithm": "random"}, "resources": {"cpu": 1, "gpu": "auto"}, "max_failures": 1,
-    }
+    })
     path = folder / f"agreement-{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -159,7 +159,7 @@ class LARS(LayerwiseOptimizer):
             kernels.lars_apply(params, grads, buffers, coefficients.to(torch.float32), wd, momentum, buffer_step)
         else:
             self._eager_step(ops, params, grads, buffers, wd, momentum, into_buffer, direct, buffer_step)
-        return LayerStats(bucket.names, weight_norm, update_norm, ratio, lr * ratio, grad_norm)
+        return LayerStats(bucket.names, weight_norm, update_norm, ratio, scale if inside else lr * ratio, grad_norm)
 
     @staticmethod
     def _eager_step(
