@@ -167,14 +167,14 @@ def main() -> None:
                 ["model.options.d_model=256", "model.options.layers=4", "trainer.precision=bf16-mixed"])
         batch = 128 if dry else 1024
         result = train_vs_plain_loop.compare(
-            batch, 20 if dry else 120, 1 if dry else 2,
+            batch, 20 if dry else 120, 1,
             [f"data.options.path={corpus}", f"data.options.seq_len={32 if dry else 128}", *size],
             ROOT / "experiments" / "text_mlm_tiny.yaml")
         return [train_vs_plain_row(f"masked-LM encoder (GPU-bound), batch {batch}", result)]
 
     def packed() -> list[tuple[str, str, str]]:
         result = packed_trials.compare(*((2, [256], 2, 1, 2000, 1.0, "processes") if dry else
-                                         (8, [256, 1024], 4, 2, 20_000, 1.0, "processes")))
+                                         (8, [256, 1024], 4, 1, 10_000, 1.0, "processes")))
         return [(f"trials/hour packed / unpacked ({result['trials']:.0f} trials)",
                  f"{result['ratio']:.2f} ({result['packed']:.0f} vs {result['unpacked']:.0f})", ">= 3")]
 
