@@ -8,21 +8,31 @@ Workloads (``--workload``): ``mnist1d``, MNIST-1D (``--samples`` generated, 64% 
                 steps (median over seeds), and the *best fixed batch* the batch size with fewest such steps
   steps         the smallest batch and its best lr, lr held constant, the batch ×4 after 25%, 50% and 75% of the
                 epochs, up to ``--max-batch`` (Smith et al. 2017, in place of lr decay)
-  adaptive      the smallest batch and its best lr, every ``--every`` steps the batch set to clip(B̂, smallest,
-                ``--max-batch``) from the noise scale B̂ (McCandlish et al. 2018), lr by the sqrt rule from the smallest
-                batch (no per-batch-size tuning)
+  adaptive      the smallest batch and its best lr, every ``--every`` steps the batch set to clip(``--scale`` · B̂,
+                smallest, ``--max-batch``) from the noise scale B̂ (McCandlish et al. 2018), once B̂ rests on
+                ``--min-estimates`` measurements (one per ``--probe-every`` steps while the batch is one
+                micro-batch, one per step once it accumulates), at most ``--max-growth``-fold per decision
+                (``--shrink``: it may also fall), lr by the sqrt rule from the smallest batch or AdaScale's gain
+                (``--adaptive-lr``), so no per-batch-size tuning
 All variants use a 1-epoch warmup and a constant lr after it (a decay would tie the result to the budget).
 Steps (samples) to target: the first epoch-end validation at which val/acc >= ``--target``, so resolution is one
 epoch; a run that never gets there counts as not reached. Printed: a markdown table with median [min, max] over
-seeds of steps and samples to target, how many seeds reached it, and the median final test accuracy.
+seeds of steps and samples to target, how many seeds reached it, the median batch of the last step and the median
+final test accuracy. The runs stay under ``--runs-root`` when given (for ``largebatch dashboard DIR --config
+dashboards/schedules/batch_schedules.yaml``), else in a temporary folder.
 
-    python benchmarks/batch_schedules.py [--samples 4000] [--epochs 12] [--seeds 2] [--target 0.6]
-    python benchmarks/batch_schedules.py --workload text-mlm --epochs 4 --target 0.25 --lrs 0.005 0.015
+    python benchmarks/batch_schedules.py [--samples 4000] [--epochs 12] [--seeds 2] [--target 0.6] [--runs-root DIR]
+    # as measured in docs/training.md (adaptive at 4·B̂: B_simple sits 2.3-3.5× below the fitted B_crit):
+    python benchmarks/batch_schedules.py --seeds 3 --channels 25 --samples 5000 --epochs 30 --target 0.8 \
+        --lrs 0.01 0.03 0.1 --scale 4 --max-growth 4 --min-estimates 10 --probe-every 1
+    python benchmarks/batch_schedules.py --workload text-mlm --epochs 6 --seeds 2 --target 0.26 --lrs 0.005 0.015 \
+        --scale 4 --max-growth 4 --min-estimates 10 --probe-every 1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -68,8 +78,25 @@ def run(args: argparse.Namespace, root: Path, seed: int, batch: int, lr: float, 
     # val/acc of an epoch is logged at the step before the epoch's last (Lightning's convention): count that step
     step = step + 1 if len(hit) else step
     samples = float(seen.get(step, step * batch)) if len(hit) else float("nan")
+    sizes = metrics[metrics["name"] == "batch/size"].sort_values("step")["value"]
     return {"steps": step, "samples": samples, "test_acc": result.summary.get("eval", {}).get("test_acc", float("nan")),
-            "status": result.status}
+            "last_batch": float(sizes.iloc[-1]) if len(sizes) else float(batch), "status": result.status}
+
+
+def schedule_variants(args: argparse.Namespace, small: int) -> dict[str, list[str]]:
+    """The two schedules' overrides, both starting at batch ``small``."""
+    quarters = ", ".join(str(round(args.epochs * q)) for q in (0.25, 0.5, 0.75))
+    adaptive = (f"batch_schedule={{kind: adaptive, every_n_steps: {args.every}, max_batch: {args.max_batch}, "
+                f"lr: {args.adaptive_lr}, scale: {args.scale}, min_estimates: {args.min_estimates}, "
+                f"max_growth: {args.max_growth}, shrink: {str(args.shrink).lower()}}}")
+    lr_name = "sqrt lr" if args.adaptive_lr == "scale" else "AdaScale lr"
+    return {
+        "steps ×4 (lr held)": [f"batch_schedule={{kind: steps, epochs: [{quarters}], factor: 4, lr: hold, "
+                               f"max_batch: {args.max_batch}}}"],
+        f"adaptive {args.scale:g}·B̂ ({lr_name})": [
+            adaptive, "lr_scaling={rule: sqrt, reference_batch_size: %d}" % small,
+            f"probes.noise_scale={{every_n_steps: 10, probe_every_n_steps: {args.probe_every}, ema: 0.95}}"],
+    }
 
 
 def spread(values: list[float]) -> str:
@@ -88,15 +115,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--target", type=float, default=0.6)
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
-    parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03, 0.1])
     parser.add_argument("--micro-batch", type=int, default=32)
     parser.add_argument("--max-batch", type=int, default=512)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--scale", type=float, default=1.0, help="adaptive: batch = scale · B̂")
+    parser.add_argument("--min-estimates", type=int, default=20)
+    parser.add_argument("--max-growth", type=float, default=2.0)
+    parser.add_argument("--probe-every", type=int, default=5,
+                        help="adaptive: steps between noise probes while the batch is one micro-batch")
+    parser.add_argument("--shrink", action="store_true", help="adaptive: the batch may also fall with B̂")
+    parser.add_argument("--adaptive-lr", choices=["scale", "adascale"], default="scale")
+    parser.add_argument("--runs-root", type=Path, help="keep the runs here (default: a temporary folder)")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="lb-batch-schedules-") as temp:
-        root = Path(temp)
+    with contextlib.ExitStack() as stack:
+        root = args.runs_root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lb-batch-schedules-")))
         for batch in args.batches:
             for lr in args.lrs:
                 for seed in range(args.seeds):
@@ -108,16 +143,7 @@ def main() -> None:
         ranked = per_lr.reset_index().sort_values(["batch", "steps", "test_acc"], ascending=[True, True, False])
         best_lr = ranked.drop_duplicates("batch").set_index("batch")["lr"]
         small = min(args.batches)
-        quarters = ", ".join(str(round(args.epochs * q)) for q in (0.25, 0.5, 0.75))
-        schedules = {
-            "steps ×4 (lr held)": [f"batch_schedule={{kind: steps, epochs: [{quarters}], factor: 4, lr: hold, "
-                                   f"max_batch: {args.max_batch}}}"],
-            "adaptive (sqrt lr)": [f"batch_schedule={{kind: adaptive, every_n_steps: {args.every}, max_batch: "
-                                   f"{args.max_batch}, lr: scale}}",
-                                   "lr_scaling={rule: sqrt, reference_batch_size: %d}" % small,
-                                   "probes.noise_scale={every_n_steps: 10, probe_every_n_steps: 5, ema: 0.95}"],
-        }
-        for name, extra in schedules.items():
+        for name, extra in schedule_variants(args, small).items():
             for seed in range(args.seeds):
                 rows.append({"variant": name, "batch": small, "lr": float(best_lr[small]), "seed": seed,
                              **run(args, root, seed, small, float(best_lr[small]), *extra)})
@@ -129,13 +155,13 @@ def main() -> None:
     shown = pd.concat([tuned, table[~table["variant"].str.startswith("fixed")]])
     print(f"{describe(args)}, LAMB, {args.epochs} epochs, "
           f"{args.seeds} seeds, target val/acc >= {args.target}; lr tuned per fixed batch over {args.lrs}")
-    print("| variant | start batch | lr | steps to target | samples to target | reached | test acc |")
-    print("|---|---|---|---|---|---|---|")
+    print("| variant | start batch | lr | steps to target | samples to target | reached | last batch | test acc |")
+    print("|---|---|---|---|---|---|---|---|")
     for variant, group in shown.groupby("variant", sort=False):
         mark = " (best fixed)" if variant == f"fixed {best_batch}" else ""
         print(f"| {variant}{mark} | {group['batch'].iloc[0]} | {group['lr'].iloc[0]:g} | {spread(list(group['steps']))} "
               f"| {spread(list(group['samples']))} | {int(group['steps'].notna().sum())}/{len(group)} "
-              f"| {statistics.median(group['test_acc']):.3f} |")
+              f"| {statistics.median(group['last_batch']):.0f} | {statistics.median(group['test_acc']):.3f} |")
     print(f"({len(table)} runs in {time.perf_counter() - started:.0f} s)")
 
 

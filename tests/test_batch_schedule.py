@@ -100,13 +100,22 @@ def test_sample_budget_is_exact_to_the_micro_batch() -> None:
 
 
 def test_adaptive_decisions_clip_round_and_do_not_shrink_unless_asked() -> None:
-    s = schedule("batch_schedule={kind: adaptive, max_batch: 256, scale: 2}")
-    assert s.decide(100.0) == 6  # 2 · 100 / 32 = 6.25 → 6 micro-batches
-    assert s.decide(1e6) == 8  # max_batch 256
-    assert s.decide(10.0) == 8  # never shrinks
-    assert s.decide(float("nan")) == 8 and s.decide(-5.0) == 8  # |G|² unresolved: no change
-    shrinking = schedule("batch_schedule={kind: adaptive, min_batch: 64, max_batch: 256, shrink: true}")
-    assert shrinking.decide(1e6) == 8 and shrinking.decide(1.0) == 2  # down to min_batch
+    s = schedule("batch_schedule={kind: adaptive, max_batch: 256, scale: 2, max_growth: 8}")
+    assert s.decide(100.0, 20) == 6  # 2 · 100 / 32 = 6.25 → 6 micro-batches
+    assert s.decide(1e6, 20) == 8  # max_batch 256
+    assert s.decide(10.0, 20) == 8  # never shrinks
+    assert s.decide(float("nan"), 20) == 8 and s.decide(-5.0, 20) == 8  # |G|² unresolved: no change
+    shrinking = schedule("batch_schedule={kind: adaptive, min_batch: 64, max_batch: 256, shrink: true, max_growth: 8}")
+    assert shrinking.decide(1e6, 20) == 8 and shrinking.decide(1.0, 20) == 2  # down to min_batch
+
+
+def test_adaptive_waits_for_enough_estimates_and_grows_by_at_most_max_growth() -> None:
+    """An early B̂ rests on a few noisy measurements; a batch that never shrinks would keep its overshoot."""
+    s = schedule("batch_schedule={kind: adaptive, max_batch: 512, min_estimates: 5}")  # max_growth 2 by default
+    assert s.decide(400.0, 4) == 1  # 4 measurements: too few, the batch stays at 32
+    assert [s.decide(400.0, 5 + i) for i in range(4)] == [2, 4, 8, 12]  # ×2 per decision up to 400/32 → 12
+    slow = schedule("batch_schedule={kind: adaptive, max_batch: 512, max_growth: 1.2}")
+    assert [slow.decide(400.0, 20) for _ in range(3)] == [2, 3, 4]  # at least one micro-batch more each time
 
 
 def test_lr_follows_the_rule_holds_or_takes_adascales_gain() -> None:
@@ -151,11 +160,11 @@ def test_each_step_gets_its_batch_and_an_epoch_ends_when_the_next_step_does_not_
 
 
 def test_state_keeps_the_steps_that_ran() -> None:
-    s = schedule("batch_schedule={kind: adaptive, max_batch: 256}")
+    s = schedule("batch_schedule={kind: adaptive, max_batch: 256, max_growth: 8}")
     assign(s, [0, 0])
-    s.decide(200.0)
+    s.decide(200.0, 20)
     assign(s, [0])
-    restored = schedule("batch_schedule={kind: adaptive, max_batch: 256}")
+    restored = schedule("batch_schedule={kind: adaptive, max_batch: 256, max_growth: 8}")
     restored.load_state_dict(s.state_dict(steps_done=2))  # step 3 was prepared ahead but never ran
     assert restored.assigned == [1, 1] and restored.samples_through(2) == 64 and restored.propose(0) == 6
 
@@ -194,7 +203,8 @@ def test_steps_schedule_run_logs_every_step_and_mirrors_to_wandb(tmp_path: Path)
     assert list(race[["series", "n_runs"]].itertuples(index=False, name=None)) == [("lamb", 1)]  # one series: its last key
 
 
-ADAPTIVE = ["budget={epochs: 4}", "batch_schedule={kind: adaptive, every_n_steps: 4, max_batch: 160, shrink: true}",
+ADAPTIVE = ["budget={epochs: 4}",
+            "batch_schedule={kind: adaptive, every_n_steps: 4, max_batch: 160, shrink: true, min_estimates: 4}",
             "probes.noise_scale={ema: 0.5, probe_every_n_steps: 1}", "schedule={warmup_steps: 5}"]
 
 

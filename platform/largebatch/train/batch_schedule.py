@@ -7,7 +7,8 @@ The batch grows by gradient accumulation over a fixed micro-batch, so memory sta
 * ``steps`` (Smith et al. 2017, "Don't decay the learning rate, increase the batch size", arXiv:1711.00489): the
   batch is multiplied by ``factor`` once each milestone (epochs, steps or samples done) is passed.
 * ``adaptive``: every N steps the batch becomes clip(c · B̂, min, max) with B̂ the smoothed simple noise scale
-  B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, arXiv:1812.06162, §2.2: B_crit ≈ B_noise ≈ B_simple).
+  B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, arXiv:1812.06162, §2.2: B_crit ≈ B_noise ≈ B_simple), once B̂
+  rests on enough measurements and by at most a stated factor per decision.
 
 :class:`BatchSchedule` assigns each step its accumulation when the data loader prepares that step
 (:meth:`BatchSchedule.propose`, then :meth:`BatchSchedule.record`), in step order, so data loader, module and
@@ -128,14 +129,17 @@ class BatchSchedule:
         self._cumulative.append(self._cumulative[-1] + accumulate * self.unit)
         return len(self.assigned)
 
-    def decide(self, b_hat: float) -> int:
-        """Adaptive rule: the accumulation for B = clip(scale · ``b_hat``, min_batch, max_batch), never below the
-        current one unless ``shrink``; a non-finite or non-positive estimate (|G|² not yet resolved) changes
-        nothing. Sets and returns the target accumulation."""
-        if math.isfinite(b_hat) and b_hat > 0:
-            k = round(self.config.scale * b_hat / self.unit)
+    def decide(self, b_hat: float, estimates: int) -> int:
+        """Adaptive rule: the accumulation for B = clip(scale · ``b_hat``, min_batch, max_batch), at most
+        ``max_growth`` times the current one (at least one micro-batch more) and never below it unless ``shrink``.
+        Nothing changes while B̂ rests on fewer than ``min_estimates`` measurements (``estimates``) or is not
+        finite and positive (|G|² not yet resolved). Sets and returns the target accumulation."""
+        c = self.config
+        if estimates >= c.min_estimates and math.isfinite(b_hat) and b_hat > 0:
+            k = round(c.scale * b_hat / self.unit)
+            k = min(k, max(math.floor(self.target * c.max_growth), self.target + 1))
             k = min(max(k, self.min_accumulate), self.max_accumulate)
-            self.target = k if self.config.shrink else max(k, self.target)
+            self.target = k if c.shrink else max(k, self.target)
         return self.target
 
     # -- reading -------------------------------------------------------------------------------------------

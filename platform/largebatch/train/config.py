@@ -172,7 +172,8 @@ class TrackingConfig(Section):
 BATCH_SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
     "fixed": ("kind",),
     "steps": ("kind", "factor", "epochs", "steps", "samples", "lr", "max_batch"),
-    "adaptive": ("kind", "every_n_steps", "scale", "min_batch", "max_batch", "shrink", "lr"),
+    "adaptive": ("kind", "every_n_steps", "scale", "min_batch", "max_batch", "shrink", "min_estimates", "max_growth",
+                 "lr"),
 }
 
 
@@ -186,7 +187,9 @@ class BatchScheduleConfig(Section):
       at ``max_batch``.
     * ``adaptive``: every ``every_n_steps`` steps the batch becomes clip(``scale`` · B̂, ``min_batch`` (default
       ``batch_size``), ``max_batch``) with B̂ the smoothed noise scale B_simple (McCandlish et al. 2018,
-      arXiv:1812.06162); it never shrinks unless ``shrink``.
+      arXiv:1812.06162); it never shrinks unless ``shrink``. The first decision waits until B̂ rests on
+      ``min_estimates`` noise measurements, and one decision grows the batch at most ``max_growth``-fold (early
+      estimates are noisy, and a batch that never shrinks would keep an overshoot for the rest of the run).
 
     ``lr``: ``scale`` follows ``lr_scaling`` at each step's batch, ``hold`` keeps the lr of ``batch_size``, ``adascale``
     multiplies it by AdaScale's gain ratio (Johnson et al. 2020, arXiv:2007.05105).
@@ -203,6 +206,8 @@ class BatchScheduleConfig(Section):
     min_batch: int | None = Field(None, gt=0)
     max_batch: int | None = Field(None, gt=0)
     shrink: bool = False
+    min_estimates: int = Field(20, gt=0)
+    max_growth: float = Field(2.0, gt=1)
 
     @model_validator(mode="before")
     @classmethod

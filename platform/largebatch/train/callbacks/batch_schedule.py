@@ -46,8 +46,9 @@ class BatchScheduleRecorder(StepCallback):
                   "step")
         self._share_noise(trainer)
         if s.config.kind == "adaptive" and step % s.config.every_n_steps == 0 and self.noise.estimator.count:
-            b_hat = trainer.strategy.broadcast(float(self.noise.estimator.b_simple[-1]), src=0)
-            target = s.decide(b_hat)
+            estimator = self.noise.estimator
+            b_hat, count = trainer.strategy.broadcast((float(estimator.b_simple[-1]), estimator.count), src=0)
+            target = s.decide(b_hat, count)
             self.hold(step, [b_hat, float(target * s.unit)], "decision")
         if s.budget_reached(step):
             trainer.fit_loop.epoch_loop.max_steps = step
