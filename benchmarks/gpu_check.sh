@@ -8,8 +8,9 @@
 #     --platform manylinux2014_x86_64 -d .whl \
 #     pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 mnist1d==0.0.2.post1
 #
-# (Ray is not needed: its wheel, 79 MB, is more than the device machine carries; the packed-trials row runs the
-# trials as processes, as Ray's fractional GPUs would.) Usage, from the repository root:
+# (Ray is not needed: the packed-trials row runs the trials as processes, as Ray's fractional GPUs would. Its 79 MB
+# wheel is more than the device machine carries; docs/gpu.md has a stripped Ray, 31 MB, for Ray's own packing.)
+# Usage, from the repository root:
 #
 #   benchmarks/gpu_check.sh             # on the GPU machine, <= 5 minutes on one H200
 #   benchmarks/gpu_check.sh --dry-run   # anywhere: every part at toy sizes on the CPU
