@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from largebatch.records.store import current_rows
+from largebatch.analysis import first_reaching, load_results
 from largebatch.train.config import load_experiment
 from largebatch.train.runner import train
 
@@ -70,17 +70,20 @@ def run(args: argparse.Namespace, root: Path, seed: int, batch: int, lr: float, 
                  f"tracking.runs_root={root}", "logging.every_n_steps=10", *extra]
     result = train(load_experiment(EXPERIMENTS / WORKLOADS[args.workload], overrides))
     print(f"run {' '.join(extra) or 'fixed'} batch {batch} lr {lr} seed {seed}: {result.status}", file=sys.stderr)
-    metrics = current_rows(pd.read_csv(result.run_dir / "metrics.csv"), "name")
-    val = metrics[metrics["name"] == "val/acc"].sort_values("step")
-    hit = val[val["value"] >= args.target]
-    seen = metrics[metrics["name"] == "batch/samples"].set_index("step")["value"]
-    step = float(hit["step"].iloc[0]) if len(hit) else float("nan")
-    # val/acc of an epoch is logged at the step before the epoch's last (Lightning's convention): count that step
-    step = step + 1 if len(hit) else step
-    samples = float(seen.get(step, step * batch)) if len(hit) else float("nan")
-    sizes = metrics[metrics["name"] == "batch/size"].sort_values("step")["value"]
-    return {"steps": step, "samples": samples, "test_acc": result.summary.get("eval", {}).get("test_acc", float("nan")),
-            "last_batch": float(sizes.iloc[-1]) if len(sizes) else float(batch), "status": result.status}
+    return {**reached(result.run_dir, args.target, batch), "status": result.status,
+            "test_acc": result.summary.get("eval", {}).get("test_acc", float("nan"))}
+
+
+def reached(run_dir: Path, target: float, batch: int) -> dict[str, float]:
+    """A run's steps and samples at its first validation with val/acc >= ``target`` (NaN if none), read by the
+    analysis layer (:func:`largebatch.analysis.first_reaching`), and the batch of its last step."""
+    history = load_results(run_dir).history
+    first = first_reaching(history, "val/acc", target)
+    sizes = history[history["metric"] == "batch/size"].sort_values("step")["value"]  # logged where it changes
+    hit = len(first) > 0
+    return {"steps": float(first["step"].iloc[0]) if hit else float("nan"),
+            "samples": float(first["samples"].iloc[0]) if hit else float("nan"),
+            "last_batch": float(sizes.iloc[-1]) if len(sizes) else float(batch)}
 
 
 def schedule_variants(args: argparse.Namespace, small: int) -> dict[str, list[str]]:

@@ -43,6 +43,13 @@ def first_reaching(history: pd.DataFrame, metric: str, target: float, mode: str 
     return first[["run_id", "step", "samples"]].reset_index(drop=True)
 
 
+def _series_and_first(runs: pd.DataFrame, history: pd.DataFrame, metric: str, target: float, mode: str | None,
+                      by: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``runs`` with their series column, and :func:`first_reaching` over those runs' history."""
+    runs = with_series(runs, by)
+    return runs, first_reaching(history[history["run_id"].isin(runs["run_id"])], metric, target, mode)
+
+
 def steps_to_target(
     runs: pd.DataFrame,
     history: pd.DataFrame,
@@ -55,8 +62,7 @@ def steps_to_target(
     """One row per (series, batch size): S(B) as ``steps``, E(B) as ``samples``, the run that got there first
     (``run_id``, ``lr``), how many runs did, and the perfect-scaling reference (see the module docstring).
     Batch sizes where no run reached the target keep a row with ``reached`` False and NaN steps."""
-    runs = with_series(runs, by)
-    first = first_reaching(history[history["run_id"].isin(runs["run_id"])], metric, target, mode)
+    runs, first = _series_and_first(runs, history, metric, target, mode, by)
     reached = runs.merge(first, on="run_id").sort_values("step", kind="stable")  # ties: the earliest started run
     best = reached.drop_duplicates(["series", BATCH]).set_index(["series", BATCH])
     counts = runs.groupby(["series", BATCH]).agg(n_trials=("run_id", "size"))
@@ -91,8 +97,7 @@ def race_to_target(
     (Smith et al. 2017, arXiv:1711.00489: the same accuracy in fewer parameter updates), or optimizers, over
     seeds. ``samples`` are those actually seen (``batch/samples`` where the batch changed). Returns (per run,
     summary)."""
-    runs = with_series(runs, by)
-    first = first_reaching(history[history["run_id"].isin(runs["run_id"])], metric, target, mode)
+    runs, first = _series_and_first(runs, history, metric, target, mode, by)
     per_run = runs[["series", BATCH, "run_id"]].merge(first, on="run_id", how="left")
     per_run = per_run.rename(columns={"step": "steps"}).assign(reached=lambda t: t["steps"].notna())
     grouped = per_run.groupby(["series", BATCH], sort=True)
